@@ -1,0 +1,3 @@
+//! Qwen3-ForcedAligner: word and character timestamps. (Filled in by the aligner milestone.)
+
+pub use qwen3_speech_models as models;

@@ -1,0 +1,88 @@
+//! The `qwen3-speech` command line.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use qwen3_speech::engine::hub;
+use qwen3_speech::{FetchOptions, ModelSource};
+
+#[derive(Parser)]
+#[command(
+    name = "qwen3-speech",
+    version,
+    about = "Speech recognition, alignment and synthesis with Qwen3 speech models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download a model from the Hugging Face hub into the standard HF cache (or check a local
+    /// folder) and print the folder it lives in.
+    Fetch {
+        /// A local model folder or a hub repo id such as Qwen/Qwen3-ASR-0.6B[@revision].
+        model: String,
+        /// Do not show a progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Show what a model folder contains: type, sizes, files.
+    Info {
+        /// A local model folder or a hub repo id.
+        model: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Fetch { model, quiet } => fetch(&model, !quiet),
+        Command::Info { model } => info(&model),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn resolve(model: &str, progress: bool) -> Result<qwen3_speech::ModelDir> {
+    let source = ModelSource::parse(model)?;
+    let options = FetchOptions::from_env().with_progress(progress);
+    Ok(hub::resolve(&source, &options)?)
+}
+
+fn fetch(model: &str, progress: bool) -> Result<()> {
+    let dir = resolve(model, progress)?;
+    println!("{}", dir.path().display());
+    Ok(())
+}
+
+fn info(model: &str) -> Result<()> {
+    let dir = resolve(model, true)?;
+    let config_path = dir.file("config.json")?;
+    let config: serde_json::Value = qwen3_speech::engine::config::read_json(&config_path)?;
+    println!("folder: {}", dir.path().display());
+    let model_type = config
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("unknown");
+    println!("model_type: {model_type}");
+    let weights = dir.weight_files().context("listing weight files")?;
+    let bytes: u64 = weights
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "weights: {} file(s), {:.1} MB",
+        weights.len(),
+        bytes as f64 / 1e6
+    );
+    Ok(())
+}

@@ -1,0 +1,306 @@
+use candle_core::{DType, Tensor};
+
+use super::attention::Attention;
+use super::config::Qwen3Config;
+use super::kv_cache::KvCache;
+use super::mask::attention_mask;
+use super::rope::{Positions, RotaryEmbedding};
+use crate::Result;
+use crate::nn::{Linear, RmsNorm, silu};
+use crate::weights::Weights;
+
+/// SwiGLU MLP: `down(silu(gate(x)) * up(x))`.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    pub fn load(w: &Weights, hidden: usize, intermediate: usize) -> Result<Self> {
+        Ok(Mlp {
+            gate_proj: Linear::load(&w.pp("gate_proj"), hidden, intermediate, false)?,
+            up_proj: Linear::load(&w.pp("up_proj"), hidden, intermediate, false)?,
+            down_proj: Linear::load(&w.pp("down_proj"), intermediate, hidden, false)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = silu(&self.gate_proj.forward(x)?)?;
+        let up = self.up_proj.forward(x)?;
+        self.down_proj.forward(&(gate * up)?)
+    }
+}
+
+/// One pre-norm decoder layer.
+#[derive(Debug, Clone)]
+pub struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl DecoderLayer {
+    pub fn load(w: &Weights, cfg: &Qwen3Config) -> Result<Self> {
+        Ok(DecoderLayer {
+            input_layernorm: RmsNorm::load(
+                &w.pp("input_layernorm"),
+                cfg.hidden_size,
+                cfg.rms_norm_eps,
+            )?,
+            self_attn: Attention::load(&w.pp("self_attn"), cfg)?,
+            post_attention_layernorm: RmsNorm::load(
+                &w.pp("post_attention_layernorm"),
+                cfg.hidden_size,
+                cfg.rms_norm_eps,
+            )?,
+            mlp: Mlp::load(&w.pp("mlp"), cfg.hidden_size, cfg.intermediate_size)?,
+        })
+    }
+
+    pub fn attention(&self) -> &Attention {
+        &self.self_attn
+    }
+
+    pub fn input_norm(&self) -> &RmsNorm {
+        &self.input_layernorm
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &super::rope::RopeTables,
+        mask: Option<&Tensor>,
+        cache: &mut super::kv_cache::LayerKvCache,
+    ) -> Result<Tensor> {
+        let h = self.input_layernorm.forward(x)?;
+        let x = (x + self.self_attn.forward(&h, rope, mask, cache)?)?;
+        let h = self.post_attention_layernorm.forward(&x)?;
+        Ok((&x + self.mlp.forward(&h)?)?)
+    }
+}
+
+/// The stack of Qwen3 decoder layers and the final norm (`model.layers.*`, `model.norm`).
+/// Token embeddings and output heads differ between the models that share this stack, so they
+/// live with each model.
+#[derive(Debug, Clone)]
+pub struct Qwen3Decoder {
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    rope: RotaryEmbedding,
+    cfg: Qwen3Config,
+}
+
+impl Qwen3Decoder {
+    /// Loads `layers.{i}.*` and `norm.weight` from the view `w` (e.g. `thinker.model`).
+    pub fn load(w: &Weights, cfg: &Qwen3Config) -> Result<Self> {
+        cfg.validate()?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| DecoderLayer::load(&w.pp("layers").pp(i), cfg))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Qwen3Decoder {
+            layers,
+            norm: RmsNorm::load(&w.pp("norm"), cfg.hidden_size, cfg.rms_norm_eps)?,
+            rope: RotaryEmbedding::new(cfg.head_dim(), cfg.rope_theta),
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &Qwen3Config {
+        &self.cfg
+    }
+
+    pub fn layers(&self) -> &[DecoderLayer] {
+        &self.layers
+    }
+
+    pub fn rope(&self) -> &RotaryEmbedding {
+        &self.rope
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.layers.len())
+    }
+
+    /// Runs `embeds` `[b, len, hidden]` at `positions` after what `cache` holds, appending to
+    /// the cache; returns the final-normed hidden states `[b, len, hidden]`.
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        positions: &Positions,
+        key_valid: Option<&[Vec<bool>]>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let mut hidden =
+            self.forward_layers(embeds, positions, key_valid, cache, self.layers.len())?;
+        hidden = self.norm.forward(&hidden)?;
+        Ok(hidden)
+    }
+
+    /// Runs only the first `n` layers and returns the un-normed residual stream (golden tests
+    /// pin the output of layer 0).
+    pub fn forward_layers(
+        &self,
+        embeds: &Tensor,
+        positions: &Positions,
+        key_valid: Option<&[Vec<bool>]>,
+        cache: &mut KvCache,
+        n: usize,
+    ) -> Result<Tensor> {
+        let (b, l, _) = embeds.dims3()?;
+        if positions.batch() != b || positions.len() != l {
+            return Err(crate::Error::InvalidArgument(format!(
+                "decoder: positions are {}x{}, embeddings {b}x{l}",
+                positions.batch(),
+                positions.len()
+            )));
+        }
+        let dtype = embeds.dtype();
+        let device = embeds.device();
+        let kv_len = cache.len() + l;
+        let mask = attention_mask(b, l, kv_len, key_valid, DType::F32, device)?;
+        let rope = self.rope.tables(positions, dtype, device)?;
+        let mut x = embeds.clone();
+        for (i, layer) in self.layers.iter().take(n).enumerate() {
+            x = layer.forward(&x, &rope, mask.as_ref(), cache.layer_mut(i))?;
+        }
+        Ok(x)
+    }
+
+    /// The final RMSNorm.
+    pub fn norm(&self, x: &Tensor) -> Result<Tensor> {
+        self.norm.forward(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::MemorySource;
+    use candle_core::Device;
+    use std::sync::Arc;
+
+    fn tiny() -> (Qwen3Config, Weights) {
+        let cfg: Qwen3Config = serde_json::from_str(
+            r#"{"vocab_size": 16, "hidden_size": 12, "intermediate_size": 20,
+                "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                "head_dim": 6, "rope_theta": 10000.0}"#,
+        )
+        .unwrap();
+        let dev = Device::Cpu;
+        let mut s = MemorySource::new();
+        let mut seed = 1u64;
+        let mut rnd = |shape: &[usize]| {
+            let n: usize = shape.iter().product();
+            let v: Vec<f32> = (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((seed >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 0.8
+                })
+                .collect();
+            Tensor::from_vec(v, shape, &dev).unwrap()
+        };
+        for i in 0..2 {
+            let p = format!("layers.{i}");
+            for (n, sh) in [
+                ("self_attn.q_proj.weight", vec![24, 12]),
+                ("self_attn.k_proj.weight", vec![12, 12]),
+                ("self_attn.v_proj.weight", vec![12, 12]),
+                ("self_attn.o_proj.weight", vec![12, 24]),
+                ("mlp.gate_proj.weight", vec![20, 12]),
+                ("mlp.up_proj.weight", vec![20, 12]),
+                ("mlp.down_proj.weight", vec![12, 20]),
+            ] {
+                s.insert(format!("{p}.{n}"), rnd(&sh));
+            }
+            for (n, d) in [
+                ("input_layernorm.weight", 12),
+                ("post_attention_layernorm.weight", 12),
+                ("self_attn.q_norm.weight", 6),
+                ("self_attn.k_norm.weight", 6),
+            ] {
+                s.insert(
+                    format!("{p}.{n}"),
+                    Tensor::ones(d, DType::F32, &dev).unwrap(),
+                );
+            }
+        }
+        s.insert("norm.weight", Tensor::ones(12, DType::F32, &dev).unwrap());
+        (cfg, Weights::new(Arc::new(s), &dev, DType::F32))
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn incremental_decoding_equals_full_pass() -> Result<()> {
+        let (cfg, w) = tiny();
+        let dec = Qwen3Decoder::load(&w, &cfg)?;
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (1, 7, 12), &dev)?;
+        let mut full_cache = dec.new_cache();
+        let full = dec.forward(&x, &Positions::contiguous(1, 0, 7), None, &mut full_cache)?;
+        let mut cache = dec.new_cache();
+        let mut parts = vec![dec.forward(
+            &x.narrow(1, 0, 4)?,
+            &Positions::contiguous(1, 0, 4),
+            None,
+            &mut cache,
+        )?];
+        for t in 4..7 {
+            parts.push(dec.forward(
+                &x.narrow(1, t, 1)?,
+                &Positions::contiguous(1, t, 1),
+                None,
+                &mut cache,
+            )?);
+        }
+        let inc = Tensor::cat(&parts, 1)?;
+        assert!(max_diff(&full, &inc) < 1e-5);
+        Ok(())
+    }
+
+    #[test]
+    fn left_padded_batch_equals_single_rows() -> Result<()> {
+        let (cfg, w) = tiny();
+        let dec = Qwen3Decoder::load(&w, &cfg)?;
+        let dev = Device::Cpu;
+        let a = Tensor::randn(0f32, 1.0, (1, 5, 12), &dev)?;
+        let b = Tensor::randn(0f32, 1.0, (1, 3, 12), &dev)?;
+        let pad = Tensor::zeros((1, 2, 12), DType::F32, &dev)?;
+        let batch = Tensor::cat(&[a.clone(), Tensor::cat(&[&pad, &b], 1)?], 0)?;
+        let pos = Positions::from_rows(&[vec![0, 1, 2, 3, 4], vec![1, 1, 0, 1, 2]])?;
+        let valid = vec![vec![true; 5], vec![false, false, true, true, true]];
+        let mut cache = dec.new_cache();
+        let out = dec.forward(&batch, &pos, Some(&valid), &mut cache)?;
+        let single_b = dec.forward(
+            &b,
+            &Positions::contiguous(1, 0, 3),
+            None,
+            &mut dec.new_cache(),
+        )?;
+        let single_a = dec.forward(
+            &a,
+            &Positions::contiguous(1, 0, 5),
+            None,
+            &mut dec.new_cache(),
+        )?;
+        assert!(max_diff(&out.narrow(0, 0, 1)?, &single_a) < 1e-5);
+        assert!(max_diff(&out.narrow(0, 1, 1)?.narrow(1, 2, 3)?, &single_b) < 1e-5);
+        Ok(())
+    }
+}
