@@ -68,9 +68,10 @@ impl DeviceSpec {
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Auto => {
                 if cuda_compiled()
-                    && let Ok(device) = Device::new_cuda(0) {
-                        return Ok(device);
-                    }
+                    && let Ok(device) = Device::new_cuda(0)
+                {
+                    return Ok(device);
+                }
                 Ok(Device::Cpu)
             }
             DeviceSpec::Cuda(ordinal) => {

@@ -155,12 +155,13 @@ impl Tokenizer {
         // vocabulary so the tokenizers crate reuses those ids instead of appending new ones.
         for (id, tok) in added {
             if let Some(&existing) = vocab.get(&tok.content)
-                && existing != *id {
-                    return Err(tok_err(format!(
-                        "added token '{}' has id {id} but vocab.json gives it {existing}",
-                        tok.content
-                    )));
-                }
+                && existing != *id
+            {
+                return Err(tok_err(format!(
+                    "added token '{}' has id {id} but vocab.json gives it {existing}",
+                    tok.content
+                )));
+            }
             vocab.insert(tok.content.clone(), *id);
         }
         let pattern = match regex {

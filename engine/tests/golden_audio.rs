@@ -44,6 +44,18 @@ fn rms(a: &[f32]) -> f64 {
     (a.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / a.len().max(1) as f64).sqrt()
 }
 
+/// Number of frames the encoder was given for a decode fixture.
+fn source_frames(file: &str) -> usize {
+    let m = manifest();
+    let entry = m["decode"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["file"] == file)
+        .unwrap_or_else(|| panic!("{file} not in manifest"));
+    entry["source_frames"].as_u64().unwrap() as usize
+}
+
 /// Reference samples `(channels, frames)` of a decode fixture, plus its sample rate.
 fn decode_reference(file: &str) -> (Vec<Vec<f32>>, u32) {
     let m = manifest();
@@ -79,6 +91,12 @@ fn check_decode(file: &str) -> (f32, DecodedAudio, Vec<Vec<f32>>) {
     let (reference, rate) = decode_reference(file);
     assert_eq!(ours.sample_rate, rate, "{file}: sample rate");
     assert_eq!(ours.num_channels(), reference.len(), "{file}: channels");
+    // gapless: exactly the frames that were encoded
+    assert_eq!(
+        ours.num_frames(),
+        source_frames(file),
+        "{file}: frame count"
+    );
     let n = ours.num_frames().min(reference[0].len());
     let diff = ours
         .channels
@@ -160,9 +178,8 @@ fn decode_m4a_aac() {
         reference[0].len() - n,
         tail.iter().fold(0f32, |a, &x| a.max(x.abs()))
     );
-    // The edit list says 22050 frames (0.5 s); ffmpeg 5.1 (the reference, through audioread)
-    // skips the 1024 priming frames but keeps the end padding of the last AAC frame.
-    assert_eq!(n, 22050);
+    // The edit list gives the encoded length; ffmpeg 5.1 (the reference, through audioread)
+    // skips the 1024 priming frames too but keeps the end padding of the last AAC frame.
     assert!(reference[0].len() >= n);
     // The reference went through 16-bit PCM (ffmpeg s16le pipe): allow its quantisation.
     assert!(diff <= 2e-4, "{diff}");
@@ -241,9 +258,18 @@ fn whisper_log_mel_matches_transformers() {
         let ours = ex.compute(&input).unwrap();
         assert_eq!((ours.n_mels, ours.n_frames), (n_mels, n_frames), "{name}");
         assert_eq!(n_frames, input.len() / 160, "{name}");
+        let exact = vec1(&t["mel_f64"]);
         let diff = max_abs_diff(&ours.data, &reference);
-        println!("whisper mel {name} ({n_frames} frames): max abs diff {diff:e}");
+        let diff64 = max_abs_diff(&ours.data, &exact);
+        let ref_own = max_abs_diff(&reference, &exact);
+        println!(
+            "whisper mel {name} ({n_frames} frames): max abs diff {diff:e} vs transformers; \
+             {diff64:e} vs the float64 formula (transformers' own float32 error: {ref_own:e})"
+        );
         assert!(diff <= 1e-4, "{name}: {diff}");
+        // What is left against the float64 formula comes from the window: our Hann table
+        // differs from torch's by one f32 ulp in 12 of 400 entries (see torch_hann_windows).
+        assert!(diff64 <= 1e-5, "{name}: {diff64}");
         // the tensor helper keeps the layout
         let tensor = ours.to_tensor(&Device::Cpu).unwrap();
         assert_eq!(tensor.dims(), &[n_mels, n_frames]);
@@ -263,10 +289,48 @@ fn speaker_mel_matches_qwen_tts() {
     let ours = ex.compute(&input).unwrap();
     assert_eq!((ours.n_mels, ours.n_frames), (n_mels, n_frames));
     assert_eq!(n_frames, input.len() / 256);
+    let exact = vec1(&t["mel_f64"]);
     let diff = max_abs_diff(&ours.data, &reference);
-    println!("speaker mel ({n_frames} frames): max abs diff {diff:e}; filters {fdiff:e}");
+    let diff64 = max_abs_diff(&ours.data, &exact);
+    let ref_own = max_abs_diff(&reference, &exact);
+    let mut errs: Vec<f32> = ours
+        .data
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .collect();
+    errs.sort_by(f32::total_cmp);
+    let p999 = errs[errs.len() * 999 / 1000];
+    println!(
+        "speaker mel ({n_frames} frames): max abs diff {diff:e} vs qwen_tts (99.9th percentile \
+         {p999:e}); {diff64:e} vs the float64 formula (qwen_tts' own float32 error: \
+         {ref_own:e}); filters {fdiff:e}"
+    );
     assert!(fdiff <= 1e-6, "{fdiff}");
-    assert!(diff <= 1e-4, "{diff}");
+    // The float32 torch STFT of the reference is itself off by ~3e-4 (log units) in the
+    // lowest-energy bins (|X|^2 ~ 1e-7 next to frame peaks ~ 1e4): 1e-4 is below the reference's
+    // own precision there. We match the float64 formula (up to the one-ulp Hann entries, 34 of
+    // 1024, which leak ~4e-5 into those same bins) and the reference up to its own noise.
+    assert!(diff64 <= 1e-4, "{diff64}");
+    assert!(
+        diff <= ref_own + 1e-4,
+        "{diff} (reference's own error {ref_own})"
+    );
+    assert!(p999 <= 2e-4, "{p999}");
+}
+
+#[test]
+fn torch_hann_windows() {
+    let t = load("whisper_mel_filters.safetensors");
+    for (name, n) in [("hann_400", 400), ("hann_1024", 1024)] {
+        let reference = vec1(&t[name]);
+        let ours = audio::mel::torch_hann_window(n);
+        let diff = max_abs_diff(&ours, &reference);
+        let mismatches = ours.iter().zip(&reference).filter(|(a, b)| a != b).count();
+        println!("{name}: max abs diff {diff:e}, {mismatches} entries differ");
+        assert!(diff <= 6e-8, "{diff}");
+        assert!(mismatches * 10 < n, "{mismatches}");
+    }
 }
 
 #[test]

@@ -108,6 +108,7 @@ def save_tensors(path: Path, tensors: Dict[str, Any], metadata: Dict[str, str] |
         out[k] = v.contiguous().clone()
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(out, str(path), metadata=metadata or {"format": "pt"})
+    os.chmod(path, 0o644)
 
 
 def sha256_file(path: Path) -> str:

@@ -338,7 +338,7 @@ def prefill_golden(model, inputs, out_path: Path) -> Dict[str, Any]:
     sel = [0, 1, 2, 3, L - 1]
     t = {
         "input_ids": inputs["input_ids"][0],
-        "position_ids": caps["position_ids"][0, 0],
+        "position_ids": caps["position_ids"][0, 0].long(),  # float in the reference (cumsum of a float mask)
         "inputs_embeds": caps["inputs_embeds"][0],
         "rope_cos": cos[0, sel],
         "rope_sin": sin[0, sel],
@@ -384,6 +384,10 @@ def main(fixtures: Path = FIXTURES) -> Dict[str, Any]:
             cases[f"auto_{name}"]["first_step_logits_file"] = "asr_prefill_speech_5p3s.safetensors:last_logits"
             cases[f"auto_{name}"]["first_step_top5"] = torch.topk(fwd.logits[0, -1], 5).indices.tolist()
             report["prefill"] = shapes
+    # The eager backend gives the same greedy ids as sdpa (the reference default).
+    asr_e = make_asr_api(model_eager, processor, ids)
+    _, _, _, gen_e, _ = run_generate(model_eager, processor, asr_e, ids, [clips["speech_5p3s"]], [""], [None])
+    check_equal("eager vs sdpa greedy ids", gen_e[0].tolist(), cases["auto_speech_5p3s"]["generated_ids"][0])
     cases["forced_english_speech_5p3s"], _, _ = generation_case(
         model, processor, asr, ids, clips, ["speech_5p3s"], [""], ["English"])
     cases["context_speech_5p3s"], _, _ = generation_case(

@@ -442,6 +442,7 @@ def build(fixtures: Path = FIXTURES) -> Dict[str, Any]:
     for f in out.glob("model*.safetensors*"):
         f.unlink()
     save_file(dict(sorted(sd.items())), str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "model.safetensors").chmod(0o644)
     dump_json(out / "config.json", cfg_json)
     dump_json(
         out / "generation_config.json",

@@ -14,10 +14,15 @@ Writes into ``tests/fixtures/audio/`` (or the folder given on the command line):
 * Whisper log-mel features from ``transformers.WhisperFeatureExtractor`` configured as the
   Qwen3-ASR preprocessor (128 mels, n_fft 400, hop 160, torch path) for: espeak-ng speech at
   16 kHz, a clip whose length is not a multiple of 160, a 250-sample clip and exactly 3.0 s;
-* the 201x128 Slaney filter bank of that extractor (float64, as computed by transformers);
+* the 201x128 Slaney filter bank of that extractor (float64, as computed by transformers) and torch's float32 Hann windows;
 * the 24 kHz speaker-encoder mel of ``qwen_tts`` (``modeling_qwen3_tts.mel_spectrogram`` with the
   arguments used by ``extract_speaker_embedding``) on a 24 kHz speech clip;
 * ``manifest.json`` describing every tensor file (shapes, rates, lengths, reference function).
+
+Each mel fixture also holds ``mel_f64``: the same formula evaluated in float64 with numpy (same
+float32 window and filter bank, result rounded to float32). The gap between ``mel`` and
+``mel_f64`` is the reference's own float32 rounding; a port computing in float64 should match
+``mel_f64`` closely.
 
 Tensors are stored as safetensors (float32 unless noted). No file exceeds 1 MB.
 
@@ -98,9 +103,37 @@ def _save_st(path: Path, tensors: dict[str, np.ndarray]) -> None:
 
     clean = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
     save_file(clean, str(path))
+    os.chmod(path, 0o644)
     size = path.stat().st_size
     if size > 1_000_000:
         raise RuntimeError(f"{path} is {size} bytes, over the 1 MB fixture limit")
+
+
+def _stft_frames_f64(x: np.ndarray, window: np.ndarray, pad: int, hop: int) -> np.ndarray:
+    """Reflect-pad by ``pad``, frame with ``hop`` (len(window) per frame, no centring), window and
+    real-FFT in float64. Returns the complex spectrum (n_fft // 2 + 1, frames)."""
+    y = np.pad(x.astype(np.float64), (pad, pad), mode="reflect")
+    n_fft = len(window)
+    n_frames = (len(y) - n_fft) // hop + 1
+    idx = np.arange(n_fft)[:, None] + hop * np.arange(n_frames)[None, :]
+    return np.fft.rfft(y[idx] * window[:, None], axis=0)
+
+
+def _whisper_f64(x: np.ndarray, filters_f32: np.ndarray, window_f32: np.ndarray) -> np.ndarray:
+    """The WhisperFeatureExtractor torch-path formula evaluated in float64 (same f32 window and
+    f32 filter bank), to separate the reference's float32 rounding from port errors."""
+    spec = _stft_frames_f64(x, window_f32.astype(np.float64), 200, 160)[:, :-1]
+    power = spec.real**2 + spec.imag**2
+    log_spec = np.log10(np.maximum(filters_f32.astype(np.float64).T @ power, 1e-10))
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).astype(np.float32)
+
+
+def _speaker_f64(x: np.ndarray, filters_f32: np.ndarray, window_f32: np.ndarray) -> np.ndarray:
+    """qwen_tts mel_spectrogram evaluated in float64 (same f32 window and filter bank)."""
+    spec = _stft_frames_f64(x, window_f32.astype(np.float64), 384, 256)
+    mag = np.sqrt(spec.real**2 + spec.imag**2 + 1e-9)
+    return np.log(np.maximum(filters_f32.astype(np.float64) @ mag, 1e-5)).astype(np.float32)
 
 
 def _librosa_load(path: Path) -> tuple[np.ndarray, int, str]:
@@ -125,6 +158,7 @@ def _librosa_load(path: Path) -> tuple[np.ndarray, int, str]:
 
 def main(out_dir: str | os.PathLike[str] | None = None) -> None:
     import librosa
+    import scipy.io.wavfile
     import soundfile as sf
     import torch
     import transformers
@@ -179,7 +213,9 @@ def main(out_dir: str | os.PathLike[str] | None = None) -> None:
 
         x = short[: int(0.9 * 22050)] * 0.9
         p = out / "float32_22k_mono.wav"
-        sf.write(str(p), x.astype(np.float32), 22050, subtype="FLOAT")
+        # scipy writes a plain IEEE-float WAV; libsndfile would add a PEAK chunk with a
+        # timestamp, which makes the fixture change on every run.
+        scipy.io.wavfile.write(str(p), 22050, x.astype(np.float32))
         clips.append((p, "wav", "FLOAT", "espeak-ng"))
 
         x = _synthetic(48000, 0.3, 2, seed=2)
@@ -187,7 +223,7 @@ def main(out_dir: str | os.PathLike[str] | None = None) -> None:
         sf.write(str(p), x, 48000, subtype="PCM_24")
         clips.append((p, "wav", "PCM_24", "synthetic"))
 
-        x = _synthetic(44100, 0.75, 2, seed=3)
+        x = _synthetic(44100, 0.5, 2, seed=3)
         p = out / "stereo_44k.flac"
         sf.write(str(p), x, 44100, subtype="PCM_16", format="FLAC")
         clips.append((p, "flac", "PCM_16", "synthetic"))
@@ -196,23 +232,31 @@ def main(out_dir: str | os.PathLike[str] | None = None) -> None:
         lossy_src = tmp / "lossy_src.wav"
         sf.write(str(lossy_src), short[: int(0.9 * 22050)] * 0.9, 22050, subtype="FLOAT")
         p = out / "speech_22k_mono.mp3"
-        _run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(lossy_src), "-c:a", "libmp3lame",
+        _run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(lossy_src),
+              "-fflags", "+bitexact", "-flags:a", "+bitexact", "-c:a", "libmp3lame",
               "-b:a", "64k", str(p)])
         clips.append((p, "mp3", "libmp3lame 64k", "espeak-ng"))
 
         p = out / "speech_22k_mono.ogg"
-        _run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(lossy_src), "-c:a", "libvorbis",
+        _run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(lossy_src),
+              "-fflags", "+bitexact", "-flags:a", "+bitexact", "-c:a", "libvorbis",
               "-q:a", "4", str(p)])
         clips.append((p, "ogg", "libvorbis q4", "espeak-ng"))
 
         stereo_src = tmp / "stereo_src.wav"
-        sf.write(str(stereo_src), _synthetic(44100, 0.5, 2, seed=4), 44100, subtype="FLOAT")
+        sf.write(str(stereo_src), _synthetic(44100, 0.3, 2, seed=4), 44100, subtype="FLOAT")
         p = out / "tone_44k_stereo.m4a"
-        _run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(stereo_src), "-c:a", "aac",
+        _run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(stereo_src),
+              "-fflags", "+bitexact", "-flags:a", "+bitexact", "-c:a", "aac",
               "-b:a", "128k", str(p)])
         clips.append((p, "m4a", "ffmpeg aac 128k", "synthetic"))
 
         for path, ext, codec, source in clips:
+            if ext in ("mp3", "ogg", "m4a"):
+                src = stereo_src if ext == "m4a" else lossy_src
+            else:
+                src = path
+            source_frames = int(sf.info(str(src)).frames)
             y, sr, backend = _librosa_load(path)
             y2 = y if y.ndim == 2 else y[None, :]
             ref = out / (path.stem + "." + ext + ".ref.safetensors")
@@ -222,6 +266,7 @@ def main(out_dir: str | os.PathLike[str] | None = None) -> None:
                 "format": ext,
                 "codec": codec,
                 "source": source,
+                "source_frames": source_frames,
                 "reference": ref.name,
                 "tensor": "samples",
                 "shape": list(y2.shape),
@@ -248,7 +293,7 @@ def main(out_dir: str | os.PathLike[str] | None = None) -> None:
 
         # ---------------------------------------------------------------- resample (soxr_hq)
         # A 22.05 kHz -> 24 kHz case (the TTS path) on speech.
-        x = speech[: int(1.0 * 22050)].astype(np.float32)
+        x = speech[: int(0.6 * 22050)].astype(np.float32)
         y = librosa.resample(x, orig_sr=22050, target_sr=24000, res_type="soxr_hq")
         ref = out / "resample_22k_to_24k.safetensors"
         _save_st(ref, {"input": x, "output": y.astype(np.float32)})
@@ -266,8 +311,12 @@ def main(out_dir: str | os.PathLike[str] | None = None) -> None:
             feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400,
             padding_value=0.0, dither=0.0, return_attention_mask=True,
         )
+        whisper_window = torch.hann_window(400).numpy()
+        filters32 = np.asarray(fe.mel_filters, dtype=np.float32)
         _save_st(out / "whisper_mel_filters.safetensors",
-                 {"filters_f64": np.asarray(fe.mel_filters, dtype=np.float64)})
+                 {"filters_f64": np.asarray(fe.mel_filters, dtype=np.float64),
+                  "hann_400": whisper_window,
+                  "hann_1024": torch.hann_window(1024).numpy()})
         manifest["whisper_filters"] = {
             "reference": "whisper_mel_filters.safetensors",
             "tensor": "filters_f64",
@@ -275,6 +324,7 @@ def main(out_dir: str | os.PathLike[str] | None = None) -> None:
             "shape": list(fe.mel_filters.shape),
             "reference_function": "WhisperFeatureExtractor(feature_size=128).mel_filters "
                                   "(transformers.audio_utils.mel_filter_bank, slaney/slaney)",
+            "windows": "hann_400 / hann_1024: torch.hann_window(N) (periodic, float32)",
         }
 
         speech16 = librosa.resample(speech, orig_sr=22050, target_sr=16000, res_type="soxr_hq")
@@ -299,7 +349,8 @@ def main(out_dir: str | os.PathLike[str] | None = None) -> None:
             mel = np.asarray(feats["input_features"][0], dtype=np.float32)
             mask = np.asarray(feats["attention_mask"][0])
             ref = out / f"whisper_mel_{name}.safetensors"
-            _save_st(ref, {"input": x, "mel": mel})
+            mel64 = _whisper_f64(x, filters32, whisper_window)
+            _save_st(ref, {"input": x, "mel": mel, "mel_f64": mel64})
             manifest["whisper_mel"].append({
                 "name": name,
                 "reference": ref.name,
@@ -310,7 +361,8 @@ def main(out_dir: str | os.PathLike[str] | None = None) -> None:
                 "sample_rate": 16000,
                 "reference_function": "transformers.WhisperFeatureExtractor(feature_size=128, "
                                       "n_fft=400, hop_length=160, dither=0)(x, sampling_rate=16000, "
-                                      "padding=True, truncation=False) [torch path]",
+                                      "padding=True, truncation=False) [torch path]; mel_f64: the "
+                                  "same formula in float64 (numpy), same f32 window and filters",
             })
 
         # ---------------------------------------------------------------- speaker-encoder mel
@@ -326,7 +378,9 @@ def main(out_dir: str | os.PathLike[str] | None = None) -> None:
                                   fmax=12000)[0].numpy().astype(np.float32)
         filt = librosa.filters.mel(sr=24000, n_fft=1024, n_mels=128, fmin=0, fmax=12000)
         ref = out / "speaker_mel_24k.safetensors"
-        _save_st(ref, {"input": x24, "mel": mel, "filters": filt.astype(np.float32)})
+        mel64 = _speaker_f64(x24, filt.astype(np.float32), torch.hann_window(1024).numpy())
+        _save_st(ref, {"input": x24, "mel": mel, "mel_f64": mel64,
+                       "filters": filt.astype(np.float32)})
         manifest["speaker_mel"].append({
             "name": "speech_24k",
             "reference": ref.name,
@@ -339,7 +393,8 @@ def main(out_dir: str | os.PathLike[str] | None = None) -> None:
                                   "n_fft=1024, num_mels=128, sampling_rate=24000, hop_size=256, "
                                   "win_size=1024, fmin=0, fmax=12000); filters = "
                                   "librosa.filters.mel(sr=24000, n_fft=1024, n_mels=128, fmin=0, "
-                                  "fmax=12000)",
+                                  "fmax=12000); mel_f64: the same formula in float64 (numpy), "
+                                  "same f32 window and filters",
         })
 
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -144,8 +144,10 @@ SPLIT_CASES = [
     dict(name="all_zero_10s_plus_100", length=160100, base=0.0, segments=[], max_chunk_sec=10.0),
     dict(name="exactly_max_10s", length=160000, base=0.5, segments=[], max_chunk_sec=10.0),
     dict(name="short_0p1s_not_padded", length=1600, base=0.5, segments=[], max_chunk_sec=10.0),
-    dict(name="dips_25s_max_3s", length=400000, base=0.5, segments=[[115200, 118400, 0.0625],
-         [262400, 265600, 0.0625]], max_chunk_sec=3.0),
+    # max_chunk_sec <= search_expand_sec: the search window starts at the chunk start, and a
+    # quiet spot right there yields 1-sample chunks (each zero-padded to 8000 samples).
+    dict(name="quirk_one_sample_chunks", length=108002, base=0.5, segments=[[60000, 60003, 0.0]],
+         max_chunk_sec=3.0),
 ]  # fmt: skip
 
 

@@ -96,7 +96,7 @@ def main(fixtures: Path = FIXTURES) -> Dict[str, Any]:
 
     t = {
         "single_input_ids": ia[0],
-        "single_position_ids": ca["position_ids"][0, 0],
+        "single_position_ids": ca["position_ids"][0, 0].long(),  # reference computes them as float
         "rope_positions": torch.tensor(sel),
         "rope_cos": cos[0, sel],
         "rope_sin": sin[0, sel],
@@ -108,8 +108,8 @@ def main(fixtures: Path = FIXTURES) -> Dict[str, Any]:
         "single_greedy_ids": torch.tensor(cont),
         "batch_input_ids": batch["input_ids"],
         "batch_attention_mask": batch["attention_mask"],
-        "batch_position_ids": pos_b[0],
-        "batch_rope_deltas": rope_deltas.reshape(-1),
+        "batch_position_ids": pos_b[0].long(),
+        "batch_rope_deltas": rope_deltas.reshape(-1).long(),
         "batch_layer0_out": cb["layer0_out"],
         "batch_final_normed": cb["final_normed"],
         "batch_logits": out_b.logits,

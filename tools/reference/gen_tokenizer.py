@@ -393,7 +393,34 @@ def probe_reference_regex(qwen2_dir: Path) -> Dict[str, Any]:
         ] = regex_name(pretokenizer_regex(p.tokenizer))
         p2 = AutoProcessor.from_pretrained(str(td))
         res["AutoProcessor(local real-vocab ASR folder) [no flag]"] = regex_name(pretokenizer_regex(p2.tokenizer))
-    return res
+        prompts = real_vocab_prompts(p2, p)
+    return res, prompts
+
+
+def real_vocab_prompts(proc_qwen2, proc_mistral) -> Dict[str, Any]:
+    """ASR prompt ids with the real vocabulary, rendered by the reference
+    (Qwen3ASRModel._build_text_prompt + Qwen3ASRProcessor) for a 2.34 s clip."""
+    import numpy as np
+
+    from qwen_asr.inference.qwen3_asr import Qwen3ASRModel
+
+    wav = np.zeros(37440, dtype=np.float32)  # 2.34 s -> T=234 -> N=31 (asr.md §2.3)
+    out = {"num_samples": 37440, "num_audio_tokens": 31, "cases": []}
+    for ctx, lang in [("", None), ("", "English"), ("Hotwords: McDonald's, iPhoneXS, नमस्ते", None),
+                      ("甚至出现交易几乎停滞的情况。", "Chinese")]:  # fmt: skip
+        entry = {"context": ctx, "language": lang}
+        for tag, proc in [("qwen2_regex", proc_qwen2), ("mistral_regex", proc_mistral)]:
+            api = Qwen3ASRModel(backend="vllm", model=None, processor=proc)
+            text = api._build_text_prompt(context=ctx, force_language=lang)
+            ids = proc(text=[text], audio=[wav], return_tensors="pt", padding=True)["input_ids"][0].tolist()
+            entry["prompt_text"] = text
+            entry[f"ids_{tag}"] = ids
+        out["cases"].append(entry)
+    want = [151644, 8948, 198, 151645, 198, 151644, 872, 198, 151669] + [151676] * 31 + [
+        151670, 151645, 198, 151644, 77091, 198]  # fmt: skip
+    check_equal("real-vocab empty-context prompt ids (asr.md §5.3)", out["cases"][0]["ids_qwen2_regex"], want)
+    check_equal("forced suffix", out["cases"][1]["ids_qwen2_regex"][len(want):], [11528, 6364, 151704])
+    return out
 
 
 def regex_name(r: str) -> str:
@@ -453,7 +480,7 @@ def main(fixtures: Path = FIXTURES) -> Dict[str, Any]:
         "ids_mistral_regex is present only where the Mistral regex (swapped in by fix_mistral_regex=True "
         "when the reference loads a local real-vocab checkpoint) gives different ids."
     )
-    cases["reference_regex_by_loading_path"] = probe_reference_regex(qdir)
+    cases["reference_regex_by_loading_path"], cases["asr_prompts_real_vocab"] = probe_reference_regex(qdir)
     dump_json(fixtures / "tokenizer" / "qwen2" / "cases.json", cases)
     for f in ["vocab.json", "merges.txt", "tokenizer_config.json", "cases.json"]:
         size = (qdir / f).stat().st_size

@@ -12,6 +12,7 @@ Areas (in dependency order):
   thinker_text  tests/fixtures/asr-tiny/expected/thinker_text.*  (needs asr_tiny)
   asr           tests/fixtures/asr-tiny/expected/{clip_*,asr_*,clips.json,frontend.safetensors} (needs asr_tiny)
   pure          tests/fixtures/asr-tiny/expected/pure_functions.json
+  verify        reload every saved tokenizer/model/golden file and recompute it (writes nothing)
 
 Writes tests/fixtures/MANIFEST.json (versions, date, per-area file hashes).
 """
@@ -34,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 from common import FIXTURES, REPO_ROOT, RUN_NOTES, setup_determinism, sha256_file  # noqa: E402
 
-AREAS = ["audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "pure"]
+AREAS = ["audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "pure", "verify"]
 
 
 def area_files(area: str, fixtures: Path):
@@ -44,7 +45,8 @@ def area_files(area: str, fixtures: Path):
     if area == "tokenizer":
         return sorted(p for p in (fixtures / "tokenizer").rglob("*") if p.is_file())
     if area == "asr_tiny":
-        return sorted(p for p in (fixtures / "asr-tiny").iterdir() if p.is_file())
+        d = fixtures / "asr-tiny"
+        return sorted(p for p in d.iterdir() if p.is_file()) if d.exists() else []
     if area == "thinker_text":
         return sorted(exp.glob("thinker_text.*"))
     if area == "asr":
@@ -55,6 +57,8 @@ def area_files(area: str, fixtures: Path):
         )
     if area == "pure":
         return sorted(exp.glob("pure_functions.json"))
+    if area == "verify":
+        return []
     raise KeyError(area)
 
 
@@ -69,7 +73,11 @@ def run_area(area: str, fixtures: Path):
         out_dir = fixtures / "audio"
         params = inspect.signature(mod.main).parameters
         res = mod.main(out_dir) if params else mod.main()
-        return res if isinstance(res, dict) else {"ran": "gen_audio.main(%s)" % out_dir.relative_to(REPO_ROOT)}
+        try:
+            shown = out_dir.relative_to(REPO_ROOT)
+        except ValueError:
+            shown = out_dir
+        return res if isinstance(res, dict) else {"ran": f"gen_audio.main({shown})"}
     if area == "tokenizer":
         import gen_tokenizer
 
@@ -90,6 +98,10 @@ def run_area(area: str, fixtures: Path):
         import gen_pure
 
         return gen_pure.main(fixtures)
+    if area == "verify":
+        import gen_verify
+
+        return gen_verify.main(fixtures)
     raise KeyError(area)
 
 
@@ -157,6 +169,8 @@ def main(argv=None):
     manifest = {k: manifest[k] for k in ["generator", "generated_on", "versions", "notes", "areas"]}
     manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     mine = [p for a in AREAS if a != "audio" for p in area_files(a, fixtures)]
+    if "verify" not in areas:
+        print("note: run --only verify to recheck the saved files", file=sys.stderr)
     total = sum(p.stat().st_size for p in mine)
     print(f"total size of generated fixtures (excluding audio/): {total / 1e6:.2f} MB")
     return 0

@@ -12,7 +12,7 @@
 //! trimmed by granule position, and for MP4/M4A files the first edit-list entry of the track is
 //! applied (the AAC priming samples, normally 1024, are skipped and the track is cut to the edit's
 //! duration). This matches what ffmpeg and libsndfile return, except that ffmpeg 5.x does not cut
-//! the AAC end padding (see `tests/golden_audio.rs`).
+//! the AAC end padding (see `engine/tests/golden_audio.rs`).
 
 use std::collections::HashMap;
 use std::fs::File;

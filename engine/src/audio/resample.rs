@@ -7,8 +7,18 @@
 //! output sample `j` sits at input time `j * from / to`: the output is aligned with the input,
 //! like soxr/librosa.
 //!
-//! Output length follows `librosa.resample` (what the reference calls):
-//! `ceil(len * to / from)`, see [`resampled_len`].
+//! Output length follows `librosa.resample` (what the reference calls): `ceil(len * to / from)`
+//! computed with librosa's float ratio, see [`resampled_len`]. Where librosa pads soxr's output
+//! with zeros to reach that length, the last sample here is the filter's response to the end of
+//! the clip instead.
+//!
+//! Quality: a sine at any frequency up to 80% of the lower Nyquist frequency comes out with an
+//! SNR of about 150 dB (float32 precision) against the ideal resampled sine, so it is also
+//! aligned to a small fraction of a sample; the pass band is flat within 0.1 dB up to 94% of
+//! the lower Nyquist frequency and tones above the new Nyquist frequency are suppressed by more
+//! than 150 dB. libsoxr "HQ" (the reference) rolls off earlier (-0.4 dB at 94%), so the two
+//! agree to 40-55 dB SNR on speech, less on synthetic content close to the new Nyquist
+//! frequency.
 //!
 //! [`StreamingResampler`] accepts chunks of any size and produces exactly the same samples as the
 //! offline [`resample`] (the offline function is the streaming one fed in a single push), so a
@@ -27,15 +37,17 @@ pub const MIN_FILTER_LEN: usize = 1024;
 /// Highest sample rate accepted (Hz).
 pub const MAX_SAMPLE_RATE: u32 = 1_536_000;
 
-/// Number of output samples [`resample`] produces for `len` input samples:
-/// `ceil(len * to / from)`, the length `librosa.resample` returns (it pads soxr's output to this
-/// length). Equal rates give `len`.
+/// Number of output samples [`resample`] produces for `len` input samples: the length
+/// `librosa.resample` returns (what the reference calls), `ceil(len * (to / from))` evaluated in
+/// float64 exactly as librosa does. That is `ceil(len * to / from)` except when the float ratio
+/// rounds up across an integer: e.g. 22050 samples at 22050 -> 24000 Hz give 24001 (librosa pads
+/// soxr's output with zeros to this length). Equal rates give `len`.
 pub fn resampled_len(len: usize, from: u32, to: u32) -> usize {
     if from == to || from == 0 {
         return len;
     }
-    let num = len as u128 * u128::from(to);
-    num.div_ceil(u128::from(from)) as usize
+    let ratio = f64::from(to) / f64::from(from);
+    (len as f64 * ratio).ceil() as usize
 }
 
 /// Resample mono `input` from `from` Hz to `to` Hz. Returns `resampled_len(input.len(), from, to)`
@@ -238,7 +250,7 @@ impl StreamingResampler {
 
     /// Like [`flush`](Self::flush) but appends the output to `out`.
     pub fn flush_into(&mut self, out: &mut Vec<f32>) -> Result<()> {
-        let target = resampled_len_u64(self.consumed, self.from, self.to);
+        let target = resampled_len(self.consumed as usize, self.from, self.to) as u64;
         if let Some(engine) = self.engine.as_mut() {
             let mut guard = 0usize;
             while self.emitted < target {
@@ -277,13 +289,6 @@ impl StreamingResampler {
             self.to_skip = e.delay;
         }
     }
-}
-
-fn resampled_len_u64(len: u64, from: u32, to: u32) -> u64 {
-    if from == to || from == 0 {
-        return len;
-    }
-    (u128::from(len) * u128::from(to)).div_ceil(u128::from(from)) as u64
 }
 
 fn run_block(engine: &mut Engine) -> Result<usize> {
@@ -327,6 +332,8 @@ mod tests {
         assert_eq!(resampled_len(44101, 44100, 16000), 16001);
         assert_eq!(resampled_len(44100, 44100, 16000), 16000);
         assert_eq!(resampled_len(7, 44100, 16000), 3);
+        assert_eq!(resampled_len(22050, 22050, 24000), 24001);
+        assert_eq!(resampled_len(48000, 48000, 16000), 16000);
         assert_eq!(resampled_len(5, 16000, 16000), 5);
         for (from, to, n) in [(44100, 16000, 1000), (16000, 24000, 333), (48000, 16000, 0)] {
             let x = vec![0.1f32; n];

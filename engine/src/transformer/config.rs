@@ -47,8 +47,11 @@ fn default_hidden_act() -> String {
 /// always use, multimodal RoPE reduces exactly to 1-D rotate-half RoPE, so only the type matters.
 #[derive(Debug, Clone, Deserialize, Default)]
 pub struct RopeScaling {
-    #[serde(default, alias = "type")]
+    #[serde(default)]
     pub rope_type: Option<String>,
+    /// Older spelling of `rope_type`; released files carry both.
+    #[serde(default, rename = "type")]
+    pub legacy_type: Option<String>,
     #[serde(default)]
     pub mrope_section: Option<Vec<usize>>,
     #[serde(default)]
@@ -90,19 +93,20 @@ impl Qwen3Config {
             ));
         }
         if let Some(rs) = &self.rope_scaling {
-            match rs.rope_type.as_deref() {
+            match rs.rope_type.as_deref().or(rs.legacy_type.as_deref()) {
                 None | Some("default") | Some("mrope") => {}
                 Some(other) => {
                     return bad(format!("rope_scaling type '{other}' is not supported"));
                 }
             }
             if let Some(sec) = &rs.mrope_section
-                && sec.iter().sum::<usize>() * 2 != self.head_dim() {
-                    return bad(format!(
-                        "mrope_section {sec:?} does not cover head_dim {}",
-                        self.head_dim()
-                    ));
-                }
+                && sec.iter().sum::<usize>() * 2 != self.head_dim()
+            {
+                return bad(format!(
+                    "mrope_section {sec:?} does not cover head_dim {}",
+                    self.head_dim()
+                ));
+            }
         }
         Ok(())
     }
@@ -119,7 +123,7 @@ mod tests {
             "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
             "head_dim": 128, "rope_theta": 1000000, "rms_norm_eps": 1e-06,
             "max_position_embeddings": 65536, "tie_word_embeddings": true,
-            "rope_scaling": {"rope_type": "default", "mrope_section": [24, 20, 20],
+            "rope_scaling": {"rope_type": "default", "type": "default", "mrope_section": [24, 20, 20],
                              "interleaved": true, "mrope_interleaved": true},
             "attention_bias": false, "hidden_act": "silu", "use_cache": true,
             "model_type": "qwen3_asr_text"

@@ -61,9 +61,10 @@ fn grow(old: Option<&Tensor>, like: &Tensor, cap: usize, keep: usize) -> Result<
     let (b, h, _, d) = like.dims4()?;
     let fresh = Tensor::zeros((b, h, cap, d), like.dtype(), like.device())?;
     if let Some(old) = old
-        && keep > 0 {
-            fresh.slice_set(&old.narrow(2, 0, keep)?.contiguous()?, 2, 0)?;
-        }
+        && keep > 0
+    {
+        fresh.slice_set(&old.narrow(2, 0, keep)?.contiguous()?, 2, 0)?;
+    }
     Ok(fresh)
 }
 

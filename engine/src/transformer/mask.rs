@@ -23,11 +23,12 @@ pub fn attention_mask(
         )));
     }
     if let Some(kv) = key_valid
-        && (kv.len() != batch || kv.iter().any(|r| r.len() != kv_len)) {
-            return Err(Error::InvalidArgument(
-                "attention mask: key padding rows do not match the batch".into(),
-            ));
-        }
+        && (kv.len() != batch || kv.iter().any(|r| r.len() != kv_len))
+    {
+        return Err(Error::InvalidArgument(
+            "attention mask: key padding rows do not match the batch".into(),
+        ));
+    }
     let has_padding = key_valid.is_some_and(|kv| kv.iter().any(|r| r.iter().any(|&v| !v)));
     if q_len == 1 && !has_padding {
         return Ok(None);

@@ -1,0 +1,16 @@
+//! Qwen3-ASR: speech recognition with language identification, context biasing and long audio.
+
+pub mod config;
+pub mod encoder;
+pub mod generate;
+pub mod lengths;
+pub mod pipeline;
+pub mod prompt;
+pub mod split;
+pub mod text;
+pub mod thinker;
+
+pub use config::{AsrConfig, AudioEncoderConfig, ThinkerConfig};
+pub use encoder::{AudioEncoder, EncoderAttention};
+pub use pipeline::{AsrModel, AsrOptions, AsrTranscription, PieceTranscription, Progress};
+pub use thinker::Thinker;
