@@ -3,7 +3,7 @@
 //! * [`decode`]: files and in-memory buffers (WAV, FLAC, MP3, OGG Vorbis, AAC/M4A, ...) to
 //!   per-channel `f32` samples, with gapless trimming.
 //! * [`to_mono`], [`peak_normalize`]: the reference's channel downmix and level normalisation.
-//! * [`resample`]: high-quality offline and streaming sample-rate conversion.
+//! * [`resample`](mod@resample): high-quality offline and streaming sample-rate conversion.
 //! * [`wav`]: writing 16-bit PCM or 32-bit float WAV files.
 //! * [`mel`]: the Whisper log-mel front end of Qwen3-ASR / ForcedAligner and the 24 kHz
 //!   speaker-encoder mel of Qwen3-TTS.
