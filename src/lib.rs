@@ -14,9 +14,15 @@ pub use qwen3_speech_codecs as codecs;
 pub use qwen3_speech_engine as engine;
 pub use qwen3_speech_models as models;
 
+mod transcriber;
+
 pub use engine::device::{ComputeDType, DeviceSpec};
 pub use engine::hub::{FetchOptions, ModelDir, ModelSource};
 pub use engine::{Error, Result};
+pub use models::asr::EncoderAttention;
+pub use transcriber::{
+    AudioInput, Segment, Transcriber, TranscriberConfig, Transcription, load_input,
+};
 
 /// The version of this library.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -25,7 +25,12 @@ fn expected(case: &serde_json::Value, i: usize) -> (Vec<u32>, Vec<u32>, String, 
     let (prompt, ids, raw, parsed) = match case.get("batch_size_1") {
         Some(b1) => {
             let e = &b1[i];
-            (&e["prompt_ids"], &e["generated_ids_trimmed"], &e["raw_decoded"], &e["parsed"])
+            (
+                &e["prompt_ids"],
+                &e["generated_ids_trimmed"],
+                &e["raw_decoded"],
+                &e["parsed"],
+            )
         }
         None => (
             &case["prompt_ids"][i],
@@ -79,14 +84,17 @@ fn greedy_transcriptions_match_reference() {
 
             let forced = m.check_options(&options).unwrap();
             let audio = m.encode(&waves[i], EncoderAttention::Full).unwrap();
-            let prompt = m.prompt(&context, forced.as_deref(), audio.dim(0).unwrap()).unwrap();
+            let prompt = m
+                .prompt(&context, forced.as_deref(), audio.dim(0).unwrap())
+                .unwrap();
             assert_eq!(prompt, exp_prompt, "{name}[{i}] prompt ids");
 
             // Decode this item together with every item of the case that shares its options,
             // which exercises batching with left padding.
             let same: Vec<usize> = (0..clips.len())
                 .filter(|&j| {
-                    case["contexts"][j] == case["contexts"][i] && case["languages"][j] == case["languages"][i]
+                    case["contexts"][j] == case["contexts"][i]
+                        && case["languages"][j] == case["languages"][i]
                 })
                 .collect();
             let batch: Vec<&[f32]> = same.iter().map(|&j| waves[j].as_slice()).collect();
@@ -95,8 +103,16 @@ fn greedy_transcriptions_match_reference() {
             assert_eq!(r.pieces.len(), 1);
             assert_eq!(r.pieces[0].tokens, exp_ids, "{name}[{i}] greedy ids");
             assert_eq!(r.raw, exp_raw, "{name}[{i}] raw decoded");
-            assert_eq!((r.language.as_str(), r.text.as_str()), (exp_lang.as_str(), exp_text.as_str()), "{name}[{i}] parsed");
-            assert_eq!(r.pieces[0].truncated, exp_ids.len() == max_new, "{name}[{i}] budget flag");
+            assert_eq!(
+                (r.language.as_str(), r.text.as_str()),
+                (exp_lang.as_str(), exp_text.as_str()),
+                "{name}[{i}] parsed"
+            );
+            assert_eq!(
+                r.pieces[0].truncated,
+                exp_ids.len() == max_new,
+                "{name}[{i}] budget flag"
+            );
         }
     }
 }
@@ -110,13 +126,31 @@ fn first_step_logits_match_reference() {
     let audio = m.encode(&wave, EncoderAttention::Full).unwrap();
     let th = m.thinker();
     let embeds = th.embed_prompt(&[ids.clone()], Some(&audio)).unwrap();
-    assert_close("inputs_embeds (audio spliced)", &embeds.squeeze(0).unwrap(), &t["inputs_embeds"], 1e-4);
+    assert_close(
+        "inputs_embeds (audio spliced)",
+        &embeds.squeeze(0).unwrap(),
+        &t["inputs_embeds"],
+        1e-4,
+    );
     let mut cache = th.new_cache();
     let pos = qwen3_speech::engine::transformer::Positions::contiguous(1, 0, ids.len());
     let hidden = th.decode(&embeds, &pos, None, &mut cache).unwrap();
-    assert_close("final normed", &hidden.squeeze(0).unwrap(), &t["final_normed"], 1e-4);
-    let last = hidden.narrow(1, ids.len() - 1, 1).unwrap().flatten_all().unwrap();
-    let logits = th.logits(&last.unsqueeze(0).unwrap()).unwrap().squeeze(0).unwrap();
+    assert_close(
+        "final normed",
+        &hidden.squeeze(0).unwrap(),
+        &t["final_normed"],
+        1e-4,
+    );
+    let last = hidden
+        .narrow(1, ids.len() - 1, 1)
+        .unwrap()
+        .flatten_all()
+        .unwrap();
+    let logits = th
+        .logits(&last.unsqueeze(0).unwrap())
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
     let rel = assert_close("first-step logits", &logits, &t["last_logits"], 1e-4);
     eprintln!("first-step logits relative max diff {rel:e}");
 }

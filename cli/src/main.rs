@@ -1,5 +1,8 @@
 //! The `qwen3-speech` command line.
 
+mod output;
+mod transcribe;
+
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -11,7 +14,7 @@ use qwen3_speech::{FetchOptions, ModelSource};
 #[command(
     name = "qwen3-speech",
     version,
-    about = "Speech recognition, alignment and synthesis with Qwen3 speech models"
+    about = "Speech recognition, alignment and synthesis with the Qwen3 speech models"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -20,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Transcribe audio files (WAV, FLAC, MP3, OGG, M4A, ...) with Qwen3-ASR.
+    Transcribe(transcribe::TranscribeArgs),
     /// Download a model from the Hugging Face hub into the standard HF cache (or check a local
     /// folder) and print the folder it lives in.
     Fetch {
@@ -39,11 +44,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Fetch { model, quiet } => fetch(&model, !quiet),
-        Command::Info { model } => info(&model),
+        Command::Transcribe(args) => transcribe::run(args),
+        Command::Fetch { model, quiet } => fetch(&model, !quiet).map(|_| ExitCode::SUCCESS),
+        Command::Info { model } => info(&model).map(|_| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -66,8 +66,7 @@ def ensure_nagisa() -> None:
 
 def import_qwen_asr():
     ensure_nagisa()
-    import qwen_asr  # noqa: F401  (registers the Auto* classes)
-    from qwen_asr.inference import qwen3_asr as qa  # noqa: F401
+    import qwen_asr  # registers the Auto* classes (qwen_asr.inference.qwen3_asr)
 
     return qwen_asr
 

@@ -12,7 +12,7 @@ import copy
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from common import FIXTURES, RUN_NOTES, check_close, check_equal, dump_json, import_qwen_asr
 
@@ -122,13 +122,6 @@ REAL_TEXT = dict(
                   "rope_type": "default", "type": "default"},
     rms_norm_eps=1e-06, max_position_embeddings=65536, tie_word_embeddings=True,
 )  # fmt: skip
-
-_PRETRAINED_BOILERPLATE_HEAD = {
-    "_name_or_path": "",
-    "add_cross_attention": False,
-    "architectures": None,
-}
-
 
 def _audio_block(a: Dict[str, Any]) -> Dict[str, Any]:
     return {

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from common import FIXTURES, GGUF_VOCAB, dump_json, check_equal
+from common import FIXTURES, GGUF_VOCAB, check_equal, dump_json, import_qwen_asr
 
 # Number of real merges kept by the tiny tokenizer.  256 + 2000 regular tokens
 # + 63 added tokens = 2319 ids, embedding rows padded to 2368 (= 37 * 64).
@@ -345,6 +345,35 @@ def make_cases(tok, with_mistral: bool, extra_prefix: str = "") -> Dict[str, Any
     return {"cases": out_cases, "partial_utf8_decode": cut_cases, "n_cases_mistral_differs": n_diff}
 
 
+# Greedy output ids of the real Qwen3-ASR-0.6B on asr_en.wav / asr_zh.wav (HF test fixture, asr.md §5.4).
+KNOWN_OUTPUT_IDS = {
+    "asr_en_0.6b": [11528, 6364, 151704, 12275, 13, 3406, 2044, 374, 279, 38471, 273, 315, 279, 6149, 6846, 11,
+                    323, 582, 525, 15713, 311, 10565, 806, 41482, 13, 151645],
+    "asr_zh_0.6b": [11528, 8453, 151704, 100636, 100347, 99886, 100740, 118083, 102072, 1773, 151645],
+}  # fmt: skip
+
+
+def known_output_decodes(tok) -> List[Dict[str, Any]]:
+    import_qwen_asr()
+    from qwen_asr.inference.utils import parse_asr_output
+
+    out = []
+    for name, ids in KNOWN_OUTPUT_IDS.items():
+        raw = tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        out.append(
+            {
+                "name": name,
+                "ids": ids,
+                "decode": tok.decode(ids, skip_special_tokens=False),
+                "decode_skip_special": raw,
+                "parse_asr_output": list(parse_asr_output(raw)),
+                "reencode_ids": tok.encode(raw),
+            }
+        )
+    check_equal("zh golden text", out[1]["parse_asr_output"], ["Chinese", "甚至出现交易几乎停滞的情况。"])
+    return out
+
+
 def run_llama_cpp_tests(tok) -> int:
     inp = (GGUF_VOCAB.parent / (GGUF_VOCAB.name + ".inp")).read_text(encoding="utf-8")
     out = (GGUF_VOCAB.parent / (GGUF_VOCAB.name + ".out")).read_text(encoding="utf-8")
@@ -481,6 +510,7 @@ def main(fixtures: Path = FIXTURES) -> Dict[str, Any]:
         "when the reference loads a local real-vocab checkpoint) gives different ids."
     )
     cases["reference_regex_by_loading_path"], cases["asr_prompts_real_vocab"] = probe_reference_regex(qdir)
+    cases["known_output_ids"] = known_output_decodes(tok)
     dump_json(fixtures / "tokenizer" / "qwen2" / "cases.json", cases)
     for f in ["vocab.json", "merges.txt", "tokenizer_config.json", "cases.json"]:
         size = (qdir / f).stat().st_size

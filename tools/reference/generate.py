@@ -115,6 +115,9 @@ def versions():
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             out[pkg] = None
+    import torch
+
+    out["torch_build"] = torch.__version__  # computations ran on CPU
     try:
         out["espeak-ng"] = subprocess.run(
             ["espeak-ng", "--version"], capture_output=True, text=True, check=True

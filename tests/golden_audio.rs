@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
-use qwen3_speech_engine::audio::{
+use qwen3_speech::engine::audio::{
     self, DecodedAudio, SpeakerMel, WhisperMel, decode_bytes, decode_file, load_audio, resample,
     whisper_mel_filters,
 };
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/audio")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio")
 }
 
 fn load(name: &str) -> HashMap<String, Tensor> {

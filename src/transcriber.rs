@@ -1,0 +1,310 @@
+//! Speech recognition: [`Transcriber`].
+
+use std::path::Path;
+
+use crate::engine::audio::{self, ASR_SAMPLE_RATE};
+use crate::engine::device::{ComputeDType, DeviceSpec, Placement};
+use crate::engine::hub::{self, FetchOptions, ModelDir, ModelSource};
+use crate::engine::sampling::SamplingConfig;
+use crate::engine::{Error, Result};
+use crate::models::asr::{AsrModel, AsrOptions, AsrTranscription, EncoderAttention, Progress};
+
+/// How to load a model and transcribe with it.
+#[derive(Debug, Clone)]
+pub struct TranscriberConfig {
+    /// Force the language ("English", "en", ...); `None` lets the model detect it.
+    pub language: Option<String>,
+    /// Context for the system turn: names, terms, the topic.
+    pub context: String,
+    /// Token budget per 20-minute piece; `None` scales with duration (nothing is cut silently).
+    pub max_new_tokens: Option<usize>,
+    pub attention: EncoderAttention,
+    pub device: DeviceSpec,
+    /// `None`: f32 on CPU, bf16 on CUDA.
+    pub dtype: Option<ComputeDType>,
+    pub sampling: SamplingConfig,
+    /// Long audio is split into pieces of at most this many seconds.
+    pub chunk_seconds: f64,
+    /// Pieces decoded together.
+    pub batch_size: usize,
+    /// Where and how to fetch hub models.
+    pub fetch: FetchOptions,
+}
+
+impl Default for TranscriberConfig {
+    fn default() -> Self {
+        let asr = AsrOptions::default();
+        TranscriberConfig {
+            language: None,
+            context: String::new(),
+            max_new_tokens: None,
+            attention: asr.attention,
+            device: DeviceSpec::Auto,
+            dtype: None,
+            sampling: asr.sampling,
+            chunk_seconds: asr.chunk_seconds,
+            batch_size: 4,
+            fetch: FetchOptions::from_env(),
+        }
+    }
+}
+
+impl TranscriberConfig {
+    /// Checks the options that do not need the model (language, sampling, batch size).
+    pub fn validate(&self) -> Result<()> {
+        if let Some(l) = self.language.as_deref().filter(|l| !l.trim().is_empty()) {
+            crate::models::asr::text::resolve_language(l)?;
+        }
+        self.sampling.validate()?;
+        if self.batch_size == 0 {
+            return Err(Error::InvalidArgument(
+                "batch size must be at least 1".into(),
+            ));
+        }
+        if !(self.chunk_seconds.is_finite() && (1.0..=1200.0).contains(&self.chunk_seconds)) {
+            return Err(Error::InvalidArgument(format!(
+                "chunk length must be between 1 and 1200 seconds, got {}",
+                self.chunk_seconds
+            )));
+        }
+        if self.max_new_tokens == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_new_tokens must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Audio to transcribe.
+#[derive(Debug, Clone, Copy)]
+pub enum AudioInput<'a> {
+    /// A file in any supported format (WAV, FLAC, MP3, OGG Vorbis, AAC/M4A, ...).
+    Path(&'a Path),
+    /// Samples at a rate; several channels interleaved are not accepted here, downmix first.
+    Samples {
+        samples: &'a [f32],
+        sample_rate: u32,
+    },
+}
+
+/// A piece of the transcript with its place in the audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub language: String,
+}
+
+/// The result of transcribing one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcription {
+    /// Detected or forced language ("English"; "Chinese,English" when it changes between
+    /// pieces; empty when no speech was found).
+    pub language: String,
+    pub text: String,
+    /// The model's decoded output before parsing (e.g. `language English<asr_text>...`).
+    pub raw: String,
+    /// Duration of the audio, seconds.
+    pub duration: f64,
+    /// True when the token budget ran out before the model finished a piece.
+    pub truncated: bool,
+    /// One segment per piece of long audio (one for audio up to the piece length).
+    pub segments: Vec<Segment>,
+}
+
+impl From<AsrTranscription> for Transcription {
+    fn from(t: AsrTranscription) -> Self {
+        let truncated = t.truncated();
+        Transcription {
+            language: t.language,
+            text: t.text,
+            raw: t.raw,
+            duration: t.duration_sec,
+            truncated,
+            segments: t
+                .pieces
+                .into_iter()
+                .map(|p| Segment {
+                    start: p.offset_sec,
+                    end: p.offset_sec + p.duration_sec,
+                    text: p.text,
+                    language: p.language,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A loaded Qwen3-ASR model with its options.
+pub struct Transcriber {
+    model: AsrModel,
+    config: TranscriberConfig,
+    dir: ModelDir,
+}
+
+impl std::fmt::Debug for Transcriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcriber")
+            .field("model", &self.dir.path())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Transcriber {
+    /// Loads a model named by a local folder or a hub repo id (downloading it if needed).
+    pub fn new(model: &str, config: TranscriberConfig) -> Result<Self> {
+        let source = ModelSource::parse(model)?;
+        // Check what can be checked before a possibly long download.
+        config.validate()?;
+        let dir = hub::resolve(&source, &config.fetch)?;
+        Self::from_dir(dir, config)
+    }
+
+    /// Loads a model from an already resolved folder.
+    pub fn from_dir(dir: ModelDir, config: TranscriberConfig) -> Result<Self> {
+        config.validate()?;
+        let placement = Placement::new(config.device, config.dtype)?;
+        let model = AsrModel::load(&dir, &placement.device, placement.dtype)?;
+        Ok(Transcriber { model, config, dir })
+    }
+
+    pub fn config(&self) -> &TranscriberConfig {
+        &self.config
+    }
+
+    pub fn model_dir(&self) -> &ModelDir {
+        &self.dir
+    }
+
+    /// The underlying model, for incremental use (streaming, custom pipelines).
+    pub fn model(&self) -> &AsrModel {
+        &self.model
+    }
+
+    fn asr_options(&self) -> AsrOptions {
+        AsrOptions {
+            language: self.config.language.clone(),
+            context: self.config.context.clone(),
+            max_new_tokens: self.config.max_new_tokens,
+            attention: self.config.attention,
+            sampling: self.config.sampling.clone(),
+            chunk_seconds: self.config.chunk_seconds,
+        }
+    }
+
+    /// Transcribes a file.
+    pub fn transcribe_file(&self, path: impl AsRef<Path>) -> Result<Transcription> {
+        self.transcribe(AudioInput::Path(path.as_ref()))
+    }
+
+    /// Transcribes mono samples at any rate.
+    pub fn transcribe_samples(&self, samples: &[f32], sample_rate: u32) -> Result<Transcription> {
+        self.transcribe(AudioInput::Samples {
+            samples,
+            sample_rate,
+        })
+    }
+
+    /// Transcribes one input.
+    pub fn transcribe(&self, input: AudioInput<'_>) -> Result<Transcription> {
+        self.transcribe_batch(&[input], |_, _| {})
+            .pop()
+            .expect("one result per input")
+    }
+
+    /// Transcribes several inputs, decoding them together. Every input gets its own result: one
+    /// unreadable file does not affect the others. `on_progress(input, progress)` reports
+    /// after each decoded batch of pieces.
+    pub fn transcribe_batch(
+        &self,
+        inputs: &[AudioInput<'_>],
+        mut on_progress: impl FnMut(usize, Progress),
+    ) -> Vec<Result<Transcription>> {
+        let mut results: Vec<Option<Result<Transcription>>> = Vec::with_capacity(inputs.len());
+        let mut loaded: Vec<(usize, Vec<f32>)> = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            match load_input(input) {
+                Ok(samples) => {
+                    results.push(None);
+                    loaded.push((i, samples));
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let options = self.asr_options();
+        // Decode inputs one at a time when they are long (their pieces batch among themselves),
+        // several short ones together otherwise.
+        let mut start = 0;
+        while start < loaded.len() {
+            let mut end = start + 1;
+            while end < loaded.len() && end - start < self.config.batch_size {
+                end += 1;
+            }
+            let group = &loaded[start..end];
+            let clips: Vec<&[f32]> = group.iter().map(|(_, s)| s.as_slice()).collect();
+            let first = group[0].0;
+            match self
+                .model
+                .transcribe(&clips, &options, self.config.batch_size, |p| {
+                    on_progress(first, p)
+                }) {
+                Ok(out) => {
+                    for ((i, _), t) in group.iter().zip(out) {
+                        results[*i] = Some(Ok(t.into()));
+                    }
+                }
+                Err(e) => {
+                    // Retry one by one so a single bad clip does not fail its neighbours.
+                    if group.len() > 1 {
+                        for (i, s) in group {
+                            results[*i] = Some(
+                                self.model
+                                    .transcribe(
+                                        &[s.as_slice()],
+                                        &options,
+                                        self.config.batch_size,
+                                        |p| on_progress(*i, p),
+                                    )
+                                    .map(|mut v| v.remove(0).into()),
+                            );
+                        }
+                    } else {
+                        results[first] = Some(Err(e));
+                    }
+                }
+            }
+            start = end;
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every input has a result"))
+            .collect()
+    }
+}
+
+/// Decodes (if needed), downmixes, resamples to 16 kHz and peak-normalises an input.
+pub fn load_input(input: &AudioInput<'_>) -> Result<Vec<f32>> {
+    match input {
+        AudioInput::Path(p) => audio::load_audio(p, ASR_SAMPLE_RATE),
+        AudioInput::Samples {
+            samples,
+            sample_rate,
+        } => {
+            if *sample_rate == 0 {
+                return Err(Error::InvalidArgument(
+                    "sample rate must be positive".into(),
+                ));
+            }
+            let mut out = if *sample_rate == ASR_SAMPLE_RATE {
+                samples.to_vec()
+            } else {
+                audio::resample(samples, *sample_rate, ASR_SAMPLE_RATE)?
+            };
+            audio::peak_normalize(&mut out);
+            Ok(out)
+        }
+    }
+}
