@@ -2,6 +2,7 @@
 //! attention as the transformers backend computes it): prompt ids, greedy token ids, the raw
 //! decoded string, the parsed (language, text), for automatic and forced language, a context
 //! string and 2-item batches.
+#![allow(clippy::needless_range_loop)]
 
 mod common;
 
@@ -125,7 +126,9 @@ fn first_step_logits_match_reference() {
     let wave = clip("speech_5p3s");
     let audio = m.encode(&wave, EncoderAttention::Full).unwrap();
     let th = m.thinker();
-    let embeds = th.embed_prompt(&[ids.clone()], Some(&audio)).unwrap();
+    let embeds = th
+        .embed_prompt(std::slice::from_ref(&ids), Some(&audio))
+        .unwrap();
     assert_close(
         "inputs_embeds (audio spliced)",
         &embeds.squeeze(0).unwrap(),

@@ -1,6 +1,7 @@
 //! The shared Qwen3 decoder against the reference thinker of the tiny ASR checkpoint (text-only
 //! prompts, float32): RoPE tables, q after q_norm, layer 0, final norm, logits, a left-padded
 //! batch and greedy decoding with the KV cache.
+#![allow(clippy::needless_range_loop)]
 
 mod common;
 
@@ -54,7 +55,7 @@ fn single_prompt_matches_reference() {
     let t = load_tensors("asr-tiny/expected/thinker_text.safetensors");
     let ids = to_u32_vec(&t["single_input_ids"]);
     let th = m.thinker();
-    let embeds = th.embed_prompt(&[ids.clone()], None).unwrap();
+    let embeds = th.embed_prompt(std::slice::from_ref(&ids), None).unwrap();
     assert_close(
         "inputs_embeds",
         &embeds.i(0).unwrap(),

@@ -97,7 +97,7 @@ impl AudioEncoderConfig {
             ));
         }
         if self.n_window_infer < self.chunk_frames()
-            || self.n_window_infer % self.chunk_frames() != 0
+            || !self.n_window_infer.is_multiple_of(self.chunk_frames())
         {
             return bad(format!(
                 "n_window_infer {} must be a positive multiple of {}",
@@ -105,13 +105,15 @@ impl AudioEncoderConfig {
                 self.chunk_frames()
             ));
         }
-        if self.encoder_attention_heads == 0 || self.d_model % self.encoder_attention_heads != 0 {
+        if self.encoder_attention_heads == 0
+            || !self.d_model.is_multiple_of(self.encoder_attention_heads)
+        {
             return bad(format!(
                 "d_model {} is not divisible by {} heads",
                 self.d_model, self.encoder_attention_heads
             ));
         }
-        if self.d_model % 2 != 0 {
+        if !self.d_model.is_multiple_of(2) {
             return bad("d_model must be even (sinusoidal positions)".into());
         }
         if self.activation_function != "gelu" {
