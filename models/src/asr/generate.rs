@@ -4,11 +4,14 @@
 //! at its first real token, as the reference's `cumsum(mask) - 1`), its own sampler and its own
 //! token budget, and leaves the batch as soon as it stops. The result of a row is therefore the
 //! same as decoding it alone (batch-size-1 semantics), up to float rounding.
+//!
+//! [`DecodeSession`] exposes decoding as steps (one token per active row per step), which is
+//! what streaming front ends build on; [`generate`] runs a session to the end.
 
 use candle_core::{IndexOp, Tensor};
 
 use qwen3_speech_engine::sampling::{Sampler, SamplingConfig, TokenConstraints};
-use qwen3_speech_engine::transformer::Positions;
+use qwen3_speech_engine::transformer::{KvCache, Positions};
 use qwen3_speech_engine::{Error, Result};
 
 use super::thinker::Thinker;
@@ -49,7 +52,187 @@ pub struct DecodeOptions {
     pub pad_id: u32,
 }
 
-/// Decodes every request; `on_token(row, token)` is called as tokens are produced.
+/// A row still decoding.
+struct ActiveRow {
+    request: usize,
+    next_position: u32,
+    sampler: Sampler,
+    budget: usize,
+}
+
+/// A batch being decoded, one step at a time.
+pub struct DecodeSession<'a> {
+    thinker: &'a Thinker,
+    options: DecodeOptions,
+    cache: KvCache,
+    active: Vec<ActiveRow>,
+    /// Per active row: which cached positions are real tokens (false for left padding).
+    key_valid: Vec<Vec<bool>>,
+    /// Logits `[active rows, vocab]` for the next token of every active row.
+    logits: Tensor,
+    outputs: Vec<Generation>,
+}
+
+impl<'a> DecodeSession<'a> {
+    /// Runs the prompts (prefill) and prepares the first step.
+    pub fn new(thinker: &'a Thinker, requests: &[DecodeRequest], options: &DecodeOptions) -> Result<Self> {
+        if requests.is_empty() {
+            return Err(Error::InvalidArgument("nothing to decode".into()));
+        }
+        if requests.iter().any(|r| r.prompt.is_empty()) {
+            return Err(Error::InvalidArgument("empty prompt".into()));
+        }
+        let max_len = requests.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(requests.len());
+        let mut key_valid = Vec::with_capacity(requests.len());
+        let mut positions = Vec::with_capacity(requests.len());
+        for r in requests {
+            let pad = max_len - r.prompt.len();
+            let mut row = vec![options.pad_id; pad];
+            row.extend_from_slice(&r.prompt);
+            ids.push(row);
+            let mut valid = vec![false; pad];
+            valid.extend(std::iter::repeat_n(true, r.prompt.len()));
+            key_valid.push(valid);
+            let mut pos = vec![1u32; pad];
+            pos.extend(0..r.prompt.len() as u32);
+            positions.push(pos);
+        }
+        let audio: Vec<&Tensor> = requests.iter().filter_map(|r| r.audio.as_ref()).collect();
+        let audio = if audio.is_empty() {
+            None
+        } else {
+            Some(Tensor::cat(&audio, 0)?)
+        };
+        let embeds = thinker.embed_prompt(&ids, audio.as_ref())?;
+        let mut cache = thinker.new_cache();
+        let any_pad = key_valid.iter().any(|r| r.iter().any(|v| !v));
+        let hidden = thinker.decode(
+            &embeds,
+            &Positions::from_rows(&positions)?,
+            any_pad.then_some(key_valid.as_slice()),
+            &mut cache,
+        )?;
+        // Only the last position's logits are needed (the reference computes all of them).
+        let logits = thinker.logits(&hidden.i((.., max_len - 1, ..))?)?;
+        let active = requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Ok(ActiveRow {
+                    request: i,
+                    next_position: r.prompt.len() as u32,
+                    sampler: Sampler::new(options.sampling.clone())?,
+                    budget: r.max_new_tokens,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(DecodeSession {
+            thinker,
+            options: options.clone(),
+            cache,
+            active,
+            key_valid,
+            logits,
+            outputs: vec![
+                Generation {
+                    tokens: Vec::new(),
+                    finish: FinishReason::Length,
+                };
+                requests.len()
+            ],
+        })
+    }
+
+    /// True when every row has stopped.
+    pub fn is_done(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    /// Tokens generated so far for request `i`.
+    pub fn tokens(&self, i: usize) -> &[u32] {
+        &self.outputs[i].tokens
+    }
+
+    /// Picks one token for every active row and feeds it back. Returns the `(request, token)`
+    /// pairs emitted in this step (stop tokens are not emitted).
+    pub fn step(&mut self) -> Result<Vec<(usize, u32)>> {
+        if self.active.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Vec<f32>> = self.logits.to_vec2()?;
+        let constraints = TokenConstraints::default();
+        let mut emitted = Vec::new();
+        let mut keep = Vec::with_capacity(self.active.len());
+        let mut next_tokens = Vec::with_capacity(self.active.len());
+        for (slot, row) in self.active.iter_mut().enumerate() {
+            let out = &mut self.outputs[row.request];
+            if row.budget == 0 {
+                continue;
+            }
+            let mut l = rows[slot].clone();
+            let token = row.sampler.sample(&mut l, &out.tokens, &constraints)?;
+            if self.options.stop_ids.contains(&token) {
+                out.finish = FinishReason::Stop;
+                continue;
+            }
+            out.tokens.push(token);
+            emitted.push((row.request, token));
+            if out.tokens.len() < row.budget {
+                keep.push(slot);
+                next_tokens.push(token);
+            }
+        }
+        if keep.is_empty() {
+            self.active.clear();
+            return Ok(emitted);
+        }
+        if keep.len() != self.active.len() {
+            // Drop finished rows from the batch and its cache.
+            let idx: Vec<u32> = keep.iter().map(|&s| s as u32).collect();
+            self.cache.select_rows(&idx, self.logits.device())?;
+            let mut active = std::mem::take(&mut self.active);
+            let mut valid = std::mem::take(&mut self.key_valid);
+            let mut slot = 0;
+            active.retain(|_| {
+                slot += 1;
+                keep.contains(&(slot - 1))
+            });
+            let mut slot = 0;
+            valid.retain(|_| {
+                slot += 1;
+                keep.contains(&(slot - 1))
+            });
+            self.active = active;
+            self.key_valid = valid;
+        }
+        let step_ids: Vec<Vec<u32>> = next_tokens.iter().map(|&t| vec![t]).collect();
+        let step_pos: Vec<Vec<u32>> = self.active.iter().map(|r| vec![r.next_position]).collect();
+        for r in &mut self.active {
+            r.next_position += 1;
+        }
+        for v in &mut self.key_valid {
+            v.push(true);
+        }
+        let any_pad = self.key_valid.iter().any(|r| r.iter().any(|v| !v));
+        let embeds = self.thinker.embed_tokens(&step_ids)?;
+        let hidden = self.thinker.decode(
+            &embeds,
+            &Positions::from_rows(&step_pos)?,
+            any_pad.then_some(self.key_valid.as_slice()),
+            &mut self.cache,
+        )?;
+        self.logits = self.thinker.logits(&hidden.i((.., 0, ..))?)?;
+        Ok(emitted)
+    }
+
+    /// The results, one per request, in request order.
+    pub fn into_outputs(self) -> Vec<Generation> {
+        self.outputs
+    }
+}
+
+/// Decodes every request to the end; `on_token(request, token)` is called as tokens appear.
 pub fn generate(
     thinker: &Thinker,
     requests: &[DecodeRequest],
@@ -59,134 +242,11 @@ pub fn generate(
     if requests.is_empty() {
         return Ok(Vec::new());
     }
-    if requests.iter().any(|r| r.prompt.is_empty()) {
-        return Err(Error::InvalidArgument("empty prompt".into()));
-    }
-    let max_len = requests.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
-    let mut ids = Vec::with_capacity(requests.len());
-    let mut key_valid = Vec::with_capacity(requests.len());
-    let mut positions = Vec::with_capacity(requests.len());
-    for r in requests {
-        let pad = max_len - r.prompt.len();
-        let mut row = vec![options.pad_id; pad];
-        row.extend_from_slice(&r.prompt);
-        ids.push(row);
-        let mut valid = vec![false; pad];
-        valid.extend(std::iter::repeat_n(true, r.prompt.len()));
-        key_valid.push(valid);
-        let mut pos = vec![1u32; pad];
-        pos.extend(0..r.prompt.len() as u32);
-        positions.push(pos);
-    }
-    let audio: Vec<&Tensor> = requests.iter().filter_map(|r| r.audio.as_ref()).collect();
-    let audio = if audio.is_empty() {
-        None
-    } else {
-        Some(Tensor::cat(&audio, 0)?)
-    };
-    let embeds = thinker.embed_prompt(&ids, audio.as_ref())?;
-    let any_pad = key_valid.iter().any(|r| r.iter().any(|v| !v));
-    let mut cache = thinker.new_cache();
-    let hidden = thinker.decode(
-        &embeds,
-        &Positions::from_rows(&positions)?,
-        any_pad.then_some(key_valid.as_slice()),
-        &mut cache,
-    )?;
-    let mut logits = thinker.logits(&hidden.i((.., max_len - 1, ..))?)?;
-
-    // Rows still decoding: (request index, next position, sampler).
-    let mut active: Vec<(usize, u32, Sampler)> = requests
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            Ok((
-                i,
-                r.prompt.len() as u32,
-                Sampler::new(options.sampling.clone())?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    let mut out: Vec<Generation> = requests
-        .iter()
-        .map(|_| Generation {
-            tokens: Vec::new(),
-            finish: FinishReason::Length,
-        })
-        .collect();
-    let constraints = TokenConstraints::default();
-    let mut finished_rows = vec![false; requests.len()];
-    for (i, r) in requests.iter().enumerate() {
-        if r.max_new_tokens == 0 {
-            finished_rows[i] = true;
+    let mut session = DecodeSession::new(thinker, requests, options)?;
+    while !session.is_done() {
+        for (row, token) in session.step()? {
+            on_token(row, token);
         }
     }
-
-    loop {
-        let rows: Vec<Vec<f32>> = logits.to_vec2()?;
-        let mut next = Vec::with_capacity(active.len());
-        for (slot, (req, _, sampler)) in active.iter_mut().enumerate() {
-            if finished_rows[*req] {
-                next.push(None);
-                continue;
-            }
-            let mut l = rows[slot].clone();
-            let token = sampler.sample(&mut l, &out[*req].tokens, &constraints)?;
-            if options.stop_ids.contains(&token) {
-                out[*req].finish = FinishReason::Stop;
-                finished_rows[*req] = true;
-                next.push(None);
-            } else {
-                out[*req].tokens.push(token);
-                on_token(*req, token);
-                if out[*req].tokens.len() >= requests[*req].max_new_tokens {
-                    finished_rows[*req] = true;
-                    next.push(None);
-                } else {
-                    next.push(Some(token));
-                }
-            }
-        }
-        // Drop finished rows from the batch.
-        let keep: Vec<usize> = (0..active.len()).filter(|&s| next[s].is_some()).collect();
-        if keep.is_empty() {
-            break;
-        }
-        if keep.len() != active.len() {
-            let idx: Vec<u32> = keep.iter().map(|&s| s as u32).collect();
-            cache.select_rows(&idx, logits.device())?;
-            key_valid = keep.iter().map(|&s| key_valid[s].clone()).collect();
-            let mut kept = Vec::with_capacity(keep.len());
-            let mut kept_next = Vec::with_capacity(keep.len());
-            for (s, a) in active.into_iter().enumerate() {
-                if keep.contains(&s) {
-                    kept.push(a);
-                    kept_next.push(next[s]);
-                }
-            }
-            active = kept;
-            next = kept_next;
-        }
-        let step_ids: Vec<Vec<u32>> = next
-            .iter()
-            .map(|t| vec![t.unwrap_or(options.pad_id)])
-            .collect();
-        let step_pos: Vec<Vec<u32>> = active.iter().map(|(_, p, _)| vec![*p]).collect();
-        for (_, p, _) in active.iter_mut() {
-            *p += 1;
-        }
-        for v in key_valid.iter_mut() {
-            v.push(true);
-        }
-        let any_pad = key_valid.iter().any(|r| r.iter().any(|v| !v));
-        let embeds = thinker.embed_tokens(&step_ids)?;
-        let hidden = thinker.decode(
-            &embeds,
-            &Positions::from_rows(&step_pos)?,
-            any_pad.then_some(key_valid.as_slice()),
-            &mut cache,
-        )?;
-        logits = thinker.logits(&hidden.i((.., 0, ..))?)?;
-    }
-    Ok(out)
+    Ok(session.into_outputs())
 }
