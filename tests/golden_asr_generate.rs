@@ -162,7 +162,10 @@ fn first_step_logits_match_reference() {
 fn batches_equal_one_at_a_time_also_when_sampling() {
     use qwen3_speech::engine::sampling::SamplingConfig;
     let m = model();
-    let waves: Vec<Vec<f32>> = ["speech_5p3s", "speech_0p35s", "speech_3p0s"].iter().map(|c| clip(c)).collect();
+    let waves: Vec<Vec<f32>> = ["speech_5p3s", "speech_0p35s", "speech_3p0s"]
+        .iter()
+        .map(|c| clip(c))
+        .collect();
     let options = AsrOptions {
         max_new_tokens: Some(24),
         sampling: SamplingConfig {
@@ -179,11 +182,17 @@ fn batches_equal_one_at_a_time_also_when_sampling() {
     let batched = m.transcribe(&refs, &options, 3, |_| {}).unwrap();
     for (i, w) in waves.iter().enumerate() {
         let alone = m.transcribe(&[w.as_slice()], &options, 1, |_| {}).unwrap();
-        assert_eq!(alone[0].pieces[0].tokens, batched[i].pieces[0].tokens, "clip {i}");
+        assert_eq!(
+            alone[0].pieces[0].tokens, batched[i].pieces[0].tokens,
+            "clip {i}"
+        );
     }
     // Sampling with another seed changes the result of the long clip.
     let other = AsrOptions {
-        sampling: SamplingConfig { seed: 8, ..options.sampling.clone() },
+        sampling: SamplingConfig {
+            seed: 8,
+            ..options.sampling.clone()
+        },
         ..options.clone()
     };
     let again = m.transcribe(&refs[..1], &other, 1, |_| {}).unwrap();
@@ -194,14 +203,29 @@ fn batches_equal_one_at_a_time_also_when_sampling() {
 fn bad_inputs_are_clear_errors() {
     let m = model();
     let opts = AsrOptions::default();
-    let err = m.transcribe(&[&[]], &opts, 1, |_| {}).unwrap_err().to_string();
+    let err = m
+        .transcribe(&[&[]], &opts, 1, |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("empty"), "{err}");
-    let err = m.transcribe(&[&[0.1; 150]], &opts, 1, |_| {}).unwrap_err().to_string();
+    let err = m
+        .transcribe(&[&[0.1; 150]], &opts, 1, |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("too short"), "{err}");
-    let bad_lang = AsrOptions { language: Some("Klingon".into()), ..AsrOptions::default() };
-    let err = m.transcribe(&[&[0.0; 16000]], &bad_lang, 1, |_| {}).unwrap_err().to_string();
+    let bad_lang = AsrOptions {
+        language: Some("Klingon".into()),
+        ..AsrOptions::default()
+    };
+    let err = m
+        .transcribe(&[&[0.0; 16000]], &bad_lang, 1, |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unsupported language"), "{err}");
-    let bad_ctx = AsrOptions { context: "<|audio_pad|>".into(), ..AsrOptions::default() };
+    let bad_ctx = AsrOptions {
+        context: "<|audio_pad|>".into(),
+        ..AsrOptions::default()
+    };
     assert!(m.transcribe(&[&[0.0; 16000]], &bad_ctx, 1, |_| {}).is_err());
     // Silence is valid input.
     let out = m.transcribe(&[&[0.0; 16000]], &opts, 1, |_| {}).unwrap();
@@ -218,17 +242,32 @@ fn long_audio_is_split_and_budgets_scale() {
         wave.extend_from_slice(&base);
     }
     wave.truncate(16000 * 25);
-    let options = AsrOptions { chunk_seconds: 10.0, ..AsrOptions::default() };
-    let out = m.transcribe(&[wave.as_slice()], &options, 4, |_| {}).unwrap();
+    let options = AsrOptions {
+        chunk_seconds: 10.0,
+        ..AsrOptions::default()
+    };
+    let out = m
+        .transcribe(&[wave.as_slice()], &options, 4, |_| {})
+        .unwrap();
     let t = &out[0];
     assert!(t.pieces.len() >= 3, "{} pieces", t.pieces.len());
     assert!(t.pieces.iter().all(|p| p.duration_sec <= 10.0));
     let covered: f64 = t.pieces.iter().map(|p| p.duration_sec).sum();
     assert!((covered - 25.0).abs() < 1e-9);
-    assert!(t.pieces.windows(2).all(|w| w[1].offset_sec > w[0].offset_sec));
-    assert_eq!(t.text, t.pieces.iter().map(|p| p.text.as_str()).collect::<String>());
+    assert!(
+        t.pieces
+            .windows(2)
+            .all(|w| w[1].offset_sec > w[0].offset_sec)
+    );
+    assert_eq!(
+        t.text,
+        t.pieces.iter().map(|p| p.text.as_str()).collect::<String>()
+    );
     // A tiny explicit budget is reported as truncation.
-    let tight = AsrOptions { max_new_tokens: Some(2), ..AsrOptions::default() };
+    let tight = AsrOptions {
+        max_new_tokens: Some(2),
+        ..AsrOptions::default()
+    };
     let out = m.transcribe(&[base.as_slice()], &tight, 1, |_| {}).unwrap();
     assert!(out[0].truncated());
     assert_eq!(out[0].pieces[0].tokens.len(), 2);

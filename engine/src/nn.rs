@@ -21,8 +21,25 @@ pub struct Linear {
 
 #[derive(Debug, Clone)]
 enum LinearKernel {
-    Dense(candle_nn::Linear),
+    /// `[out, in]`.
+    Dense(Tensor),
     Quantized(QMatMul),
+}
+
+/// True when candle has no matmul kernel for `dtype` on `device` (bf16 on the CPU).
+fn needs_f32_matmul(t: &Tensor) -> bool {
+    t.dtype() == DType::BF16 && t.device().is_cpu()
+}
+
+/// `a @ b` (batched over leading dimensions). candle's CPU backend has no bf16 matmul, so bf16
+/// operands on the CPU are multiplied in f32 and the result is rounded back to bf16.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if needs_f32_matmul(a) || needs_f32_matmul(b) {
+        let dtype = a.dtype();
+        let y = a.to_dtype(DType::F32)?.matmul(&b.to_dtype(DType::F32)?)?;
+        return Ok(y.to_dtype(dtype)?);
+    }
+    Ok(a.matmul(b)?)
 }
 
 impl Linear {
@@ -57,7 +74,7 @@ impl Linear {
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
         let (out_dim, in_dim) = weight.dims2().unwrap_or((0, 0));
         Linear {
-            kernel: LinearKernel::Dense(candle_nn::Linear::new(weight, None)),
+            kernel: LinearKernel::Dense(weight),
             bias,
             in_dim,
             out_dim,
@@ -75,7 +92,16 @@ impl Linear {
     /// Applies the projection to `x` of shape `[..., in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.kernel {
-            LinearKernel::Dense(l) => l.forward(x)?,
+            LinearKernel::Dense(w) => {
+                // Fold leading dimensions into rows: one [rows, in] x [in, out] product.
+                let dims = x.dims();
+                let rows: usize = dims[..dims.len() - 1].iter().product();
+                let x2 = x.reshape((rows, self.in_dim))?;
+                let y = matmul(&x2, &w.t()?)?;
+                let mut out_dims = dims.to_vec();
+                *out_dims.last_mut().expect("x has a last dimension") = self.out_dim;
+                y.reshape(out_dims)?
+            }
             LinearKernel::Quantized(q) => {
                 let dtype = x.dtype();
                 q.forward(&x.to_dtype(DType::F32)?)?.to_dtype(dtype)?

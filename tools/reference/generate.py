@@ -11,6 +11,7 @@ Areas (in dependency order):
   asr_tiny      tests/fixtures/asr-tiny/ checkpoint (needs tokenizer)
   thinker_text  tests/fixtures/asr-tiny/expected/thinker_text.*  (needs asr_tiny)
   asr           tests/fixtures/asr-tiny/expected/{clip_*,asr_*,clips.json,frontend.safetensors} (needs asr_tiny)
+  asr_real      tests/fixtures/asr-real/ real audio files + end-to-end goldens (needs asr_tiny)
   pure          tests/fixtures/asr-tiny/expected/pure_functions.json
   verify        reload every saved tokenizer/model/golden file and recompute it (writes nothing)
 
@@ -35,7 +36,7 @@ sys.path.insert(0, str(HERE))
 
 from common import FIXTURES, REPO_ROOT, RUN_NOTES, setup_determinism, sha256_file  # noqa: E402
 
-AREAS = ["audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "pure", "verify"]
+AREAS = ["audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "pure", "verify"]
 
 
 def area_files(area: str, fixtures: Path):
@@ -55,6 +56,8 @@ def area_files(area: str, fixtures: Path):
             + list(exp.glob("asr_*"))
             + [p for p in [exp / "clips.json", exp / "frontend.safetensors"] if p.exists()]
         )
+    if area == "asr_real":
+        return sorted(p for p in (fixtures / "asr-real").glob("*") if p.is_file())
     if area == "pure":
         return sorted(exp.glob("pure_functions.json"))
     if area == "verify":
@@ -94,6 +97,10 @@ def run_area(area: str, fixtures: Path):
         import gen_asr_goldens
 
         return gen_asr_goldens.main(fixtures)
+    if area == "asr_real":
+        import gen_asr_real
+
+        return gen_asr_real.main(fixtures)
     if area == "pure":
         import gen_pure
 
@@ -143,7 +150,7 @@ def main(argv=None):
             ap.error(f"unknown area {a!r}; choose from {AREAS}")
     areas = [a for a in AREAS if a in areas]  # dependency order
     if "asr_tiny" in areas:
-        for dep in ["thinker_text", "asr"]:
+        for dep in ["thinker_text", "asr", "asr_real"]:
             if dep not in areas:
                 print(f"warning: asr_tiny regenerated without {dep}; its goldens may be stale", file=sys.stderr)
 

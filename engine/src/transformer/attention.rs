@@ -4,7 +4,7 @@ use super::config::Qwen3Config;
 use super::kv_cache::LayerKvCache;
 use super::rope::{RopeTables, RotaryEmbedding};
 use crate::Result;
-use crate::nn::{Linear, RmsNorm};
+use crate::nn::{Linear, RmsNorm, matmul};
 use crate::weights::Weights;
 
 /// Qwen3 self-attention: GQA with per-head RMSNorm on q and k before RoPE.
@@ -81,7 +81,7 @@ impl Attention {
         let n_rep = nh / nkv;
         let q = q.reshape((b, nkv, n_rep * l, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?;
+        let scores = (matmul(&q, &k.t()?)? * scale)?;
         let scores = scores.to_dtype(DType::F32)?;
         let scores = match mask {
             Some(m) => scores
@@ -92,7 +92,7 @@ impl Attention {
         };
         // Softmax in f32 (as the reference's eager path), then back to the activation dtype.
         let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
-        let out = probs.matmul(&v)?; // [b, nkv, n_rep * l, hd]
+        let out = matmul(&probs, &v)?; // [b, nkv, n_rep * l, hd]
         let out = out
             .reshape((b, nh, l, hd))?
             .transpose(1, 2)?
@@ -110,11 +110,11 @@ pub fn scaled_dot_product(
     mask: Option<&Tensor>,
 ) -> Result<Tensor> {
     let hd = q.dim(D::Minus1)?;
-    let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?.to_dtype(DType::F32)?;
+    let scores = (matmul(q, &k.t()?)? * (1.0 / (hd as f64).sqrt()))?.to_dtype(DType::F32)?;
     let scores = match mask {
         Some(m) => scores.broadcast_add(&m.to_dtype(DType::F32)?)?,
         None => scores,
     };
     let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
-    Ok(probs.matmul(v)?)
+    matmul(&probs, v)
 }

@@ -60,10 +60,18 @@ impl Conv2d {
         })
     }
 
-    /// 3×3, stride 2, padding 1 on both axes.
+    /// 3×3, stride 2, padding 1 on both axes. (candle's CPU convolution has no bf16 kernel:
+    /// bf16 runs in f32 there.)
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.conv2d(&self.weight, 1, 2, 1, 1)?
-            .broadcast_add(&self.bias)?)
+        let dtype = x.dtype();
+        let y = if dtype == DType::BF16 && x.device().is_cpu() {
+            x.to_dtype(DType::F32)?
+                .conv2d(&self.weight.to_dtype(DType::F32)?, 1, 2, 1, 1)?
+                .to_dtype(dtype)?
+        } else {
+            x.conv2d(&self.weight, 1, 2, 1, 1)?
+        };
+        Ok(y.broadcast_add(&self.bias)?)
     }
 }
 

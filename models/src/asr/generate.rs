@@ -75,7 +75,11 @@ pub struct DecodeSession<'a> {
 
 impl<'a> DecodeSession<'a> {
     /// Runs the prompts (prefill) and prepares the first step.
-    pub fn new(thinker: &'a Thinker, requests: &[DecodeRequest], options: &DecodeOptions) -> Result<Self> {
+    pub fn new(
+        thinker: &'a Thinker,
+        requests: &[DecodeRequest],
+        options: &DecodeOptions,
+    ) -> Result<Self> {
         if requests.is_empty() {
             return Err(Error::InvalidArgument("nothing to decode".into()));
         }
