@@ -149,6 +149,56 @@ fn compare(ours: &[f32], reference: &[f32]) -> (f32, f64) {
     (max_abs, snr)
 }
 
+/// Windowed-sinc low-pass (Blackman, 401 taps, unit DC gain) at `cutoff` Hz for 16 kHz audio,
+/// applied with zero phase ("same" convolution), in f64. Stop band below -74 dB from
+/// `cutoff` + 250 Hz.
+fn low_pass(x: &[f32], cutoff: f64) -> Vec<f64> {
+    const TAPS: usize = 401;
+    let fc = cutoff / SR;
+    let half = (TAPS - 1) as f64 / 2.0;
+    let mut h: Vec<f64> = (0..TAPS)
+        .map(|i| {
+            let n = i as f64 - half;
+            let sinc = if n == 0.0 {
+                1.0
+            } else {
+                (std::f64::consts::PI * 2.0 * fc * n).sin() / (std::f64::consts::PI * 2.0 * fc * n)
+            };
+            let w = 2.0 * std::f64::consts::PI * i as f64 / (TAPS - 1) as f64;
+            2.0 * fc * sinc * (0.42 - 0.5 * w.cos() + 0.08 * (2.0 * w).cos())
+        })
+        .collect();
+    let sum: f64 = h.iter().sum();
+    h.iter_mut().for_each(|v| *v /= sum);
+    let h0 = TAPS / 2;
+    (0..x.len())
+        .map(|i| {
+            let mut acc = 0.0;
+            for (k, &hk) in h.iter().enumerate() {
+                let j = i as isize + h0 as isize - k as isize;
+                if j >= 0 && (j as usize) < x.len() {
+                    acc += hk * f64::from(x[j as usize]);
+                }
+            }
+            acc
+        })
+        .collect()
+}
+
+fn snr_db(ours: &[f64], reference: &[f64]) -> f64 {
+    let sig: f64 = reference.iter().map(|b| b * b).sum();
+    let err: f64 = ours
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum();
+    if err == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (sig / err).log10()
+    }
+}
+
 #[test]
 fn load_input_matches_reference_waveform() {
     let m = manifest();
@@ -157,24 +207,29 @@ fn load_input_matches_reference_waveform() {
         let ours = load_input(&AudioInput::Path(&path_of(&e))).unwrap();
         assert_eq!(ours.len(), reference.len(), "{}: length", name(&e));
         let (max_abs, snr) = compare(&ours, &reference);
-        eprintln!(
-            "{:<20} {} samples, max abs diff {max_abs:.3e}, SNR {snr:.1} dB (peak {:.3})",
-            name(&e),
-            ours.len(),
-            e["waveform_peak"].as_f64().unwrap()
-        );
-        if std::env::var("DUMP_OURS").is_ok() {
-            let bytes: Vec<u8> = ours.iter().flat_map(|x| x.to_le_bytes()).collect();
-            std::fs::write(format!("/tmp/ours_{}.f32", name(&e)), bytes).unwrap();
-            continue;
-        }
         if resampled(&e) {
-            // rubato (ours) vs libsoxr HQ (reference): measured 49-56 dB SNR and max abs diffs of
-            // 2.5e-3 to 8e-3 on these clips (soxr rolls off earlier below the new Nyquist).
-            assert!(snr > 40.0, "{}: SNR {snr:.1} dB", name(&e));
-            assert!(max_abs < 2e-2, "{}: max abs diff {max_abs:e}", name(&e));
+            // rubato (ours) vs libsoxr HQ (the reference). Measured on these files: full band
+            // 37.3 dB (MP3) to 63.1 dB (OGG) SNR, max abs diff 7.9e-4 to 1.74e-2; below 7 kHz
+            // 93-132 dB, i.e. float rounding. The whole difference lies in the last 500 Hz
+            // below the new Nyquist frequency, where soxr HQ already rolls off and rubato does
+            // not yet (soxr HQ vs soxr VHQ differ by 63-70 dB there, scipy's Kaiser
+            // resample_poly vs soxr HQ by 39-44 dB). espeak-ng speech is buzzy up there.
+            let low = snr_db(&low_pass(&ours, 7000.0), &low_pass(&reference, 7000.0));
+            eprintln!(
+                "{:<20} {} samples, max abs diff {max_abs:.3e}, SNR {snr:.1} dB, SNR below 7 kHz {low:.1} dB",
+                name(&e),
+                ours.len()
+            );
+            assert!(snr > 35.0, "{}: SNR {snr:.1} dB", name(&e));
+            assert!(max_abs < 3e-2, "{}: max abs diff {max_abs:e}", name(&e));
+            assert!(low > 80.0, "{}: SNR below 7 kHz {low:.1} dB", name(&e));
         } else {
             // 16-bit PCM at 16 kHz: decoding is exact (x / 32768), nothing else happens.
+            eprintln!(
+                "{:<20} {} samples, max abs diff {max_abs:.3e}",
+                name(&e),
+                ours.len()
+            );
             assert!(max_abs <= 1e-7, "{}: max abs diff {max_abs:e}", name(&e));
         }
     }
@@ -264,8 +319,13 @@ fn files_end_to_end_match_reference() {
                 // Our resampler (rubato) is not the reference's (libsoxr HQ): the 16 kHz samples
                 // differ at the 1e-3 level, and a random tiny model's greedy decoding may
                 // diverge from that. Report, do not assert.
+                let common = tokens
+                    .iter()
+                    .zip(&exp.tokens)
+                    .take_while(|(a, b)| a == b)
+                    .count();
                 report.push(format!(
-                    "{what}: tokens {} ({} ours vs {} reference), result {}",
+                    "{what}: tokens {} ({} ours vs {} reference, first {common} equal), result {}",
                     if same_tokens { "match" } else { "differ" },
                     tokens.len(),
                     exp.tokens.len(),

@@ -1,5 +1,6 @@
 //! The `qwen3-speech` command line.
 
+mod bench;
 mod output;
 mod transcribe;
 
@@ -39,6 +40,8 @@ enum Command {
         /// A local model folder or a hub repo id.
         model: String,
     },
+    /// Measure speed and memory (`bench asr`), side by side with the PyTorch reference.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Transcribe(args) => transcribe::run(args),
         Command::Fetch { model, quiet } => fetch(&model, !quiet).map(|_| ExitCode::SUCCESS),
         Command::Info { model } => info(&model).map(|_| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -250,6 +250,8 @@ def main(fixtures: Path = FIXTURES) -> Dict[str, Any]:
         })  # fmt: skip
 
     save_tensors(out_dir / "waveforms.safetensors", waves)
+    size = (out_dir / "waveforms.safetensors").stat().st_size
+    assert size < 1024 * 1024, f"waveforms.safetensors too big ({size})"
     doc = {
         "description": "Real audio files transcribed end to end by the reference: "
         "Qwen3ASRModel.from_pretrained('tests/fixtures/asr-tiny', dtype=torch.float32) on CPU, "
