@@ -11,6 +11,13 @@ use common::*;
 use qwen3_speech::ModelDir;
 use qwen3_speech::models::asr::{AsrModel, EncoderAttention};
 
+/// The message of the error that loading `dir` must give.
+fn load_error(dir: &Path) -> String {
+    AsrModel::load(&ModelDir::open(dir).unwrap(), &Device::Cpu, DType::F32)
+        .unwrap_err()
+        .to_string()
+}
+
 /// Copies the tiny checkpoint's non-weight files into `dst`.
 fn copy_side_files(dst: &Path) {
     let src = fixture("asr-tiny");
@@ -92,13 +99,7 @@ fn missing_shard_and_mismatched_tensor_are_clear_errors() {
     let mut tensors = tiny_tensors();
     write_sharded_bf16(tmp.path(), &tensors, 2);
     std::fs::remove_file(tmp.path().join("model-00002-of-00002.safetensors")).unwrap();
-    let err = AsrModel::load(
-        &ModelDir::open(tmp.path()).unwrap(),
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = load_error(tmp.path());
     assert!(err.contains("model-00002-of-00002.safetensors"), "{err}");
 
     // A tensor with the wrong shape: the error names it and both shapes.
@@ -110,13 +111,7 @@ fn missing_shard_and_mismatched_tensor_are_clear_errors() {
         Tensor::zeros((7, 48), DType::F32, &Device::Cpu).unwrap(),
     );
     candle_core::safetensors::save(&tensors, tmp.path().join("model.safetensors")).unwrap();
-    let err = AsrModel::load(
-        &ModelDir::open(tmp.path()).unwrap(),
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = load_error(tmp.path());
     assert!(
         err.contains(&name) && err.contains("[7, 48]") && err.contains("[96, 48]"),
         "{err}"
@@ -125,13 +120,7 @@ fn missing_shard_and_mismatched_tensor_are_clear_errors() {
     // A missing tensor.
     tensors.remove(&name);
     candle_core::safetensors::save(&tensors, tmp.path().join("model.safetensors")).unwrap();
-    let err = AsrModel::load(
-        &ModelDir::open(tmp.path()).unwrap(),
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = load_error(tmp.path());
     assert!(
         err.contains("missing tensor") && err.contains(&name),
         "{err}"
@@ -151,38 +140,20 @@ fn broken_configs_are_clear_errors() {
     let good = std::fs::read_to_string(&cfg_path).unwrap();
 
     std::fs::write(&cfg_path, "{ not json").unwrap();
-    let err = AsrModel::load(
-        &ModelDir::open(tmp.path()).unwrap(),
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = load_error(tmp.path());
     assert!(err.contains("config.json"), "{err}");
 
     let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
     v["thinker_config"]["audio_config"]["n_window"] = serde_json::json!(64);
     std::fs::write(&cfg_path, v.to_string()).unwrap();
-    let err = AsrModel::load(
-        &ModelDir::open(tmp.path()).unwrap(),
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = load_error(tmp.path());
     assert!(err.contains("n_window"), "{err}");
 
     // A tokenizer that lacks the model's special tokens.
     std::fs::write(&cfg_path, &good).unwrap();
     std::fs::write(tmp.path().join("tokenizer_config.json"), "{}").unwrap();
     std::fs::remove_file(tmp.path().join("tokenizer.json")).ok();
-    let err = AsrModel::load(
-        &ModelDir::open(tmp.path()).unwrap(),
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = load_error(tmp.path());
     assert!(
         err.contains("<|im_end|>") || err.contains("audio_pad"),
         "{err}"
