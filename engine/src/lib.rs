@@ -9,6 +9,7 @@ pub mod audio;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod gemv;
 pub mod hub;
 pub mod nn;
 pub mod sampling;

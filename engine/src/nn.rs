@@ -8,6 +8,7 @@ use candle_core::quantized::QMatMul;
 use candle_core::{D, DType, Module, Tensor};
 
 use crate::Result;
+use crate::gemv;
 use crate::weights::Weights;
 
 /// A linear projection `y = x Wᵀ + b`, with W stored as `[out, in]` (PyTorch layout).
@@ -81,6 +82,32 @@ impl Linear {
         }
     }
 
+    /// The decode fast path: a few f32 rows on the CPU go through [`gemv::gemv_f32`], which
+    /// streams the weights once at memory speed. `None` when the case is not covered.
+    fn decode_gemv(&self, x: &Tensor, w: &Tensor, rows: usize) -> Result<Option<Tensor>> {
+        if rows == 0
+            || rows > gemv::MAX_ROWS
+            || !w.device().is_cpu()
+            || w.dtype() != DType::F32
+            || x.dtype() != DType::F32
+        {
+            return Ok(None);
+        }
+        let xv: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let (storage, layout) = w.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            return Ok(None);
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            return Ok(None);
+        };
+        let data = &cpu.as_slice::<f32>()?[start..end];
+        let mut y = vec![0f32; rows * self.out_dim];
+        gemv::gemv_f32(&xv, rows, data, self.out_dim, self.in_dim, &mut y);
+        drop(storage);
+        Ok(Some(Tensor::from_vec(y, (rows, self.out_dim), x.device())?))
+    }
+
     pub fn in_dim(&self) -> usize {
         self.in_dim
     }
@@ -97,7 +124,10 @@ impl Linear {
                 let dims = x.dims();
                 let rows: usize = dims[..dims.len() - 1].iter().product();
                 let x2 = x.reshape((rows, self.in_dim))?;
-                let y = matmul(&x2, &w.t()?)?;
+                let y = match self.decode_gemv(&x2, w, rows)? {
+                    Some(y) => y,
+                    None => matmul(&x2, &w.t()?)?,
+                };
                 let mut out_dims = dims.to_vec();
                 *out_dims.last_mut().expect("x has a last dimension") = self.out_dim;
                 y.reshape(out_dims)?
