@@ -20,7 +20,7 @@ pub const MAX_ROWS: usize = 8;
 /// `[rows, n]`, all row-major f32. `rows` must be at most [`MAX_ROWS`].
 pub fn gemv_f32(x: &[f32], rows: usize, w: &[f32], n: usize, k: usize, y: &mut [f32]) {
     assert!(
-        rows >= 1 && rows <= MAX_ROWS,
+        (1..=MAX_ROWS).contains(&rows),
         "gemv: 1..={MAX_ROWS} rows, got {rows}"
     );
     assert_eq!(
