@@ -12,9 +12,10 @@
 //! * `prefill_s`: 10 s prompt: embeddings with the audio spliced in, the decoder over the
 //!   whole prompt (filling the KV cache), the head, and the argmax of the last row.
 //! * `prefill_decoder_s`: of which the decoder stack + final norm.
-//! * `ttft_s`: from the mel features to the first new token (encoder + prefill), in `generate`.
-//! * `decode_per_token_s`: `generate` with exactly N new tokens (greedy, KV cache, no stop
-//!   token): (time of token N - time of token 1) / (N - 1).
+//! * `ttft_s`: T(1), the wall time of `generate` producing one token, from the mel features
+//!   (encoder + prefill + first token).
+//! * `decode_per_token_s`: (T(N) - T(1)) / (N - 1), with T(N) the same call producing exactly N
+//!   new tokens (greedy, KV cache, no stop token); T(1) and T(N) are timed in pairs.
 //! * `lm_head_1tok_s`: the output head on one hidden row.
 //! * `e2e_10s_s`: the user-facing call (`Transcriber::transcribe_samples` here,
 //!   `Qwen3ASRModel.transcribe` there) on the 10 s clip, producing exactly N tokens.
@@ -463,6 +464,33 @@ fn run_reference(args: &AsrBenchArgs, threads: usize) -> Result<Value> {
     Ok(value)
 }
 
+/// Refuses reference numbers taken with another token count or thread count: the ratios would
+/// compare different things.
+fn check_reference(r: &Value, args: &AsrBenchArgs, threads: usize) -> Result<()> {
+    let get = |k: &str| r.get(k).and_then(Value::as_u64);
+    if get("new_tokens") != Some(args.new_tokens as u64) {
+        bail!(
+            "the reference was measured with {:?} new tokens, this run uses {}: rerun it or pass --new-tokens",
+            get("new_tokens"),
+            args.new_tokens
+        );
+    }
+    if get("threads") != Some(threads as u64) {
+        bail!(
+            "the reference was measured with {:?} threads, this run uses {threads}: rerun it or pass --threads",
+            get("threads")
+        );
+    }
+    if get("repeat") != Some(args.repeat as u64) {
+        log(format!(
+            "note: the reference used {:?} repetitions, this run {}",
+            get("repeat"),
+            args.repeat
+        ));
+    }
+    Ok(())
+}
+
 fn read_json(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -533,6 +561,10 @@ fn bench_asr(args: AsrBenchArgs) -> Result<ExitCode> {
         None
     };
 
+    if let Some(r) = &reference {
+        check_reference(r, &args, threads)?;
+    }
+
     let watch = MachineWatch::start();
     let rust = rust_measurements(&args, threads)?;
     let machine_rust = watch.report();
@@ -565,7 +597,7 @@ fn bench_asr(args: AsrBenchArgs) -> Result<ExitCode> {
     let table = report.print();
     if let Some(path) = &args.json {
         let all = json!({
-            "date": unix_date(),
+            "date": utc_now(),
             "cpu": cpu_model(),
             "threads": threads,
             "rust": rust.json.clone(),
@@ -582,10 +614,28 @@ fn bench_asr(args: AsrBenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn unix_date() -> u64 {
-    std::time::SystemTime::now()
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// What the Rust side measured.
@@ -698,28 +748,29 @@ fn rust_measurements(args: &AsrBenchArgs, threads: usize) -> Result<RustResults>
     })?;
     stats.insert("prefill_decoder_s".into(), s);
 
-    // (c) generate with exactly n_new tokens: time to first token and per-token decode.
+    // (c) generate: time to first token and per-token decode. Each repetition times a run
+    // producing 1 token and one producing exactly n_new (no stop ids), both from the mel
+    // features: ttft = T(1) (encoder + prefill + first token), per token =
+    // (T(n_new) - T(1)) / (n_new - 1). Only wall times of whole calls are used, so the result
+    // does not depend on when `generate` reports a token relative to the next forward pass.
     let options = DecodeOptions {
         sampling: SamplingConfig::greedy(),
         stop_ids: Vec::new(),
         pad_id: model.special_tokens().endoftext,
     };
-    let (mut ttft, mut per_token) = (Stat::default(), Stat::default());
-    for i in 0..w + r {
+    let run_generate = |tokens: usize| -> Result<f64> {
         let t0 = Instant::now();
         let audio = thinker.encode_audio(&mel, args.attention)?;
         let request = DecodeRequest {
             prompt: model.prompt("", None, audio.dim(0)?)?,
             audio: Some(audio),
-            max_new_tokens: n_new,
+            max_new_tokens: tokens,
         };
-        let mut stamps = Vec::with_capacity(n_new);
-        let out = generate(thinker, &[request], &options, |_, _| {
-            stamps.push(Instant::now());
-        })?;
-        if out[0].tokens.len() != n_new || stamps.len() != n_new {
+        let out = generate(thinker, &[request], &options, |_, _| {})?;
+        let dt = t0.elapsed().as_secs_f64();
+        if out[0].tokens.len() != tokens {
             bail!(
-                "generate produced {} tokens, expected {n_new}",
+                "generate produced {} tokens, expected {tokens}",
                 out[0].tokens.len()
             );
         }
@@ -729,11 +780,15 @@ fn rust_measurements(args: &AsrBenchArgs, threads: usize) -> Result<RustResults>
                 out[0].tokens[0]
             ));
         }
+        Ok(dt)
+    };
+    let (mut ttft, mut per_token) = (Stat::default(), Stat::default());
+    for i in 0..w + r {
+        let t1 = run_generate(1)?;
+        let tn = run_generate(n_new)?;
         if i >= w {
-            ttft.runs.push(stamps[0].duration_since(t0).as_secs_f64());
-            per_token.runs.push(
-                stamps[n_new - 1].duration_since(stamps[0]).as_secs_f64() / (n_new - 1) as f64,
-            );
+            ttft.runs.push(t1);
+            per_token.runs.push((tn - t1) / (n_new - 1) as f64);
         }
     }
     log(format!(
@@ -1051,6 +1106,14 @@ impl Report<'_> {
             py_peak.map_or_else(|| "-".into(), mb),
             ratio_cell(rs_peak.zip(py_peak).map(|(r, p)| p / r)),
         ));
+        let rs_end = self.rust.json["values"]["rss_end_bytes"].as_f64();
+        let py_end = self.reference_value("rss_end_bytes");
+        lines.push((
+            "RSS at the end of the run [MB]".into(),
+            rs_end.map_or_else(|| "-".into(), mb),
+            py_end.map_or_else(|| "-".into(), mb),
+            ratio_cell(rs_end.zip(py_end).map(|(r, p)| p / r)),
+        ));
         let rs_load = self.rust.json["values"]["load_s"].as_f64();
         let py_load = self.reference_value("load_s");
         lines.push((
@@ -1065,7 +1128,8 @@ impl Report<'_> {
         let w2 = lines.iter().map(|l| l.2.len()).max().unwrap_or(4).max(15);
         println!();
         println!(
-            "Qwen3-ASR-0.6B shapes, random weights, f32, CPU ({}), {} threads; cells: median (min) of {} runs after {} warm-up",
+            "{}: Qwen3-ASR-0.6B shapes, random weights, f32, CPU ({}), {} threads; cells: median (min) of {} runs after {} warm-up",
+            utc_now(),
             cpu_model(),
             self.threads,
             self.args.repeat,
