@@ -1,15 +1,21 @@
 //! Basic layers built from [`Weights`]: linear projections, normalisations, embeddings.
 //!
-//! `Linear` is the one place where a matmul kernel is chosen. Dense weights use candle's matmul;
-//! quantized weights (when the weight source provides them) use candle's `QMatMul`. Model code
-//! only ever calls `Linear::load` and `forward`.
+//! `Linear` and `Embedding` are the places where a kernel is chosen; model code only calls
+//! `load` and `forward`:
+//! * on CPUs with AVX-512, weights are packed once into [`PackedMatrix`] panels (kept in bf16
+//!   when the checkpoint is bf16: lossless, half the memory and memory traffic) and multiplied
+//!   with the engine's own GEMM/GEMV kernels;
+//! * elsewhere (CUDA, other CPUs) weights are tensors in the compute dtype and use candle;
+//! * quantized weights, when a weight source provides them, use candle's `QMatMul`.
+
+use std::sync::Arc;
 
 use candle_core::quantized::QMatMul;
-use candle_core::{D, DType, Module, Tensor};
+use candle_core::{D, DType, Device, Module, Tensor};
 
-use crate::Result;
-use crate::gemv;
+use crate::kernels::{self, PackedMatrix};
 use crate::weights::Weights;
+use crate::{Error, Result};
 
 /// A linear projection `y = x Wᵀ + b`, with W stored as `[out, in]` (PyTorch layout).
 #[derive(Debug, Clone)]
@@ -22,8 +28,10 @@ pub struct Linear {
 
 #[derive(Debug, Clone)]
 enum LinearKernel {
-    /// `[out, in]`.
+    /// `[out, in]` in the compute dtype.
     Dense(Tensor),
+    /// Panels for the engine's CPU kernels.
+    Packed(Arc<PackedMatrix>),
     Quantized(QMatMul),
 }
 
@@ -43,69 +51,113 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(a.matmul(b)?)
 }
 
+/// Whether weights for `device` go to the packed CPU kernels.
+fn use_packed(device: &Device) -> bool {
+    device.is_cpu() && kernels::packed_kernels_available()
+}
+
+/// Loads `name` of shape `[n, k]` for the packed kernels: bf16 checkpoints stay bf16, anything
+/// else becomes f32.
+fn load_packable(w: &Weights, n: usize, k: usize, name: &str) -> Result<Tensor> {
+    let dtype = match w.stored_dtype(name) {
+        Some(DType::BF16) => DType::BF16,
+        _ => DType::F32,
+    };
+    w.get_as((n, k), name, dtype)
+}
+
+/// `x` as a row-major f32 buffer with its leading dimensions folded: `([rows * k], rows)`.
+fn rows_f32(x: &Tensor, k: usize) -> Result<(Vec<f32>, usize)> {
+    let rows = x.elem_count() / k.max(1);
+    let v = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    Ok((v, rows))
+}
+
 impl Linear {
     /// Loads `weight` `[out, in]` and, when `bias`, `bias` `[out]` from the view `w`.
     pub fn load(w: &Weights, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
+        Self::load_fused(&[w.clone()], in_dim, &[out_dim], bias)
+    }
+
+    /// Loads several projections of the same input as one (e.g. q, k and v): their outputs are
+    /// concatenated in order, so one pass over the input serves all of them.
+    pub fn load_fused(parts: &[Weights], in_dim: usize, out_dims: &[usize], bias: bool) -> Result<Self> {
+        if parts.len() != out_dims.len() || parts.is_empty() {
+            return Err(Error::InvalidArgument("fused linear: one output size per part".into()));
+        }
+        let out_dim: usize = out_dims.iter().sum();
         let bias = if bias {
-            Some(w.get(out_dim, "bias")?)
+            let b = parts
+                .iter()
+                .zip(out_dims)
+                .map(|(w, &o)| w.get(o, "bias"))
+                .collect::<Result<Vec<_>>>()?;
+            Some(Tensor::cat(&b, 0)?)
         } else {
             None
         };
-        if let Some(q) = w.get_quantized("weight")? {
-            let dims = q.shape().dims().to_vec();
-            if dims != [out_dim, in_dim] {
-                return Err(crate::Error::Weights(format!(
-                    "tensor '{}' has shape {dims:?}, expected {:?}",
-                    w.path("weight"),
-                    [out_dim, in_dim]
-                )));
+        if parts.len() == 1 {
+            if let Some(q) = parts[0].get_quantized("weight")? {
+                let dims = q.shape().dims().to_vec();
+                if dims != [out_dim, in_dim] {
+                    return Err(Error::Weights(format!(
+                        "tensor '{}' has shape {dims:?}, expected {:?}",
+                        parts[0].path("weight"),
+                        [out_dim, in_dim]
+                    )));
+                }
+                return Ok(Linear {
+                    kernel: LinearKernel::Quantized(QMatMul::from_arc(q)?),
+                    bias,
+                    in_dim,
+                    out_dim,
+                });
             }
-            return Ok(Linear {
-                kernel: LinearKernel::Quantized(QMatMul::from_arc(q)?),
-                bias,
-                in_dim,
-                out_dim,
-            });
         }
-        let weight = w.get((out_dim, in_dim), "weight")?;
-        Ok(Self::from_tensors(weight, bias))
+        let device = parts[0].device();
+        let weights = parts
+            .iter()
+            .zip(out_dims)
+            .map(|(w, &o)| {
+                if use_packed(device) {
+                    load_packable(w, o, in_dim, "weight")
+                } else {
+                    w.get((o, in_dim), "weight")
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let weight = if weights.len() == 1 {
+            weights.into_iter().next().expect("one part")
+        } else {
+            Tensor::cat(&weights, 0)?
+        };
+        Self::from_tensors(weight, bias)
     }
 
-    /// Wraps an existing weight `[out, in]` (e.g. a tied embedding matrix).
-    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
-        let (out_dim, in_dim) = weight.dims2().unwrap_or((0, 0));
-        Linear {
-            kernel: LinearKernel::Dense(weight),
+    /// Wraps a weight `[out, in]`; on a CPU with AVX-512 it is packed for the engine's kernels.
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let (out_dim, in_dim) = weight.dims2()?;
+        let kernel = if use_packed(weight.device()) {
+            LinearKernel::Packed(Arc::new(PackedMatrix::from_tensor(&weight)?))
+        } else {
+            LinearKernel::Dense(weight)
+        };
+        Ok(Linear {
+            kernel,
             bias,
             in_dim,
             out_dim,
-        }
+        })
     }
 
-    /// The decode fast path: a few f32 rows on the CPU go through [`gemv::gemv_f32`], which
-    /// streams the weights once at memory speed. `None` when the case is not covered.
-    fn decode_gemv(&self, x: &Tensor, w: &Tensor, rows: usize) -> Result<Option<Tensor>> {
-        if rows == 0
-            || rows > gemv::MAX_ROWS
-            || !w.device().is_cpu()
-            || w.dtype() != DType::F32
-            || x.dtype() != DType::F32
-        {
-            return Ok(None);
+    /// Shares an already packed matrix (e.g. a tied embedding used as the output head).
+    pub fn from_packed(weight: Arc<PackedMatrix>, bias: Option<Tensor>) -> Self {
+        Linear {
+            in_dim: weight.k(),
+            out_dim: weight.n(),
+            kernel: LinearKernel::Packed(weight),
+            bias,
         }
-        let xv: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        let (storage, layout) = w.storage_and_layout();
-        let candle_core::Storage::Cpu(cpu) = &*storage else {
-            return Ok(None);
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            return Ok(None);
-        };
-        let data = &cpu.as_slice::<f32>()?[start..end];
-        let mut y = vec![0f32; rows * self.out_dim];
-        gemv::gemv_f32(&xv, rows, data, self.out_dim, self.in_dim, &mut y);
-        drop(storage);
-        Ok(Some(Tensor::from_vec(y, (rows, self.out_dim), x.device())?))
     }
 
     pub fn in_dim(&self) -> usize {
@@ -118,19 +170,22 @@ impl Linear {
 
     /// Applies the projection to `x` of shape `[..., in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        let mut out_dims = dims.to_vec();
+        *out_dims
+            .last_mut()
+            .ok_or_else(|| Error::InvalidArgument("linear: scalar input".into()))? = self.out_dim;
         let y = match &self.kernel {
+            LinearKernel::Packed(p) => {
+                let (xv, rows) = rows_f32(x, self.in_dim)?;
+                let y = p.matmul(&xv, rows)?;
+                Tensor::from_vec(y, out_dims, x.device())?.to_dtype(x.dtype())?
+            }
             LinearKernel::Dense(w) => {
                 // Fold leading dimensions into rows: one [rows, in] x [in, out] product.
-                let dims = x.dims();
                 let rows: usize = dims[..dims.len() - 1].iter().product();
                 let x2 = x.reshape((rows, self.in_dim))?;
-                let y = match self.decode_gemv(&x2, w, rows)? {
-                    Some(y) => y,
-                    None => matmul(&x2, &w.t()?)?,
-                };
-                let mut out_dims = dims.to_vec();
-                *out_dims.last_mut().expect("x has a last dimension") = self.out_dim;
-                y.reshape(out_dims)?
+                matmul(&x2, &w.t()?)?.reshape(out_dims)?
             }
             LinearKernel::Quantized(q) => {
                 let dtype = x.dtype();
@@ -138,7 +193,7 @@ impl Linear {
             }
         };
         Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
+            Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?)?,
             None => y,
         })
     }
@@ -209,49 +264,108 @@ impl LayerNorm {
 /// A lookup table `[vocab, dim]`.
 #[derive(Debug, Clone)]
 pub struct Embedding {
-    weight: Tensor,
+    table: EmbeddingTable,
+    vocab: usize,
+    dim: usize,
+    /// Dtype of the looked-up vectors (the compute dtype).
+    dtype: DType,
+    device: Device,
+}
+
+#[derive(Debug, Clone)]
+enum EmbeddingTable {
+    Tensor(Tensor),
+    /// The packed layout of the CPU kernels; rows are gathered from it, and the same storage
+    /// can serve as a tied output head.
+    Packed(Arc<PackedMatrix>),
 }
 
 impl Embedding {
     pub fn load(w: &Weights, vocab: usize, dim: usize) -> Result<Self> {
+        let table = if use_packed(w.device()) {
+            EmbeddingTable::Packed(Arc::new(PackedMatrix::from_tensor(&load_packable(
+                w, vocab, dim, "weight",
+            )?)?))
+        } else {
+            EmbeddingTable::Tensor(w.get((vocab, dim), "weight")?)
+        };
         Ok(Embedding {
-            weight: w.get((vocab, dim), "weight")?,
+            table,
+            vocab,
+            dim,
+            dtype: w.dtype(),
+            device: w.device().clone(),
         })
     }
 
-    pub fn from_tensor(weight: Tensor) -> Self {
-        Embedding { weight }
-    }
-
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
+    /// A table from a `[vocab, dim]` tensor, looked up in the tensor's dtype.
+    pub fn from_tensor(weight: Tensor) -> Result<Self> {
+        let (vocab, dim) = weight.dims2()?;
+        Ok(Embedding {
+            dtype: weight.dtype(),
+            device: weight.device().clone(),
+            table: EmbeddingTable::Tensor(weight),
+            vocab,
+            dim,
+        })
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.weight.dim(0).unwrap_or(0)
+        self.vocab
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The table as an output head `[vocab, dim]` (tied embeddings), sharing its storage.
+    pub fn as_linear(&self) -> Result<Linear> {
+        match &self.table {
+            EmbeddingTable::Packed(p) => Ok(Linear::from_packed(p.clone(), None)),
+            EmbeddingTable::Tensor(t) => Linear::from_tensors(t.clone(), None),
+        }
     }
 
     /// Looks up `ids` (any shape, integer dtype) and returns `[..ids.shape, dim]`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let vocab = self.vocab_size();
-        let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
-        if let Some(&bad) = flat
-            .to_vec1::<u32>()?
-            .iter()
-            .find(|&&i| i as usize >= vocab)
-        {
-            return Err(crate::Error::InvalidArgument(format!(
-                "token id {bad} is outside the embedding table of {vocab} rows"
+        let flat: Vec<u32> = ids.flatten_all()?.to_dtype(DType::U32)?.to_vec1()?;
+        if let Some(&bad) = flat.iter().find(|&&i| i as usize >= self.vocab) {
+            return Err(Error::InvalidArgument(format!(
+                "token id {bad} is outside the embedding table of {} rows",
+                self.vocab
             )));
         }
         let mut dims = ids.dims().to_vec();
-        dims.push(self.weight.dim(1)?);
-        Ok(self.weight.index_select(&flat, 0)?.reshape(dims)?)
+        dims.push(self.dim);
+        match &self.table {
+            EmbeddingTable::Tensor(w) => {
+                let idx = Tensor::new(flat.as_slice(), w.device())?;
+                Ok(w.index_select(&idx, 0)?.reshape(dims)?)
+            }
+            EmbeddingTable::Packed(p) => {
+                let mut out = vec![0f32; flat.len() * self.dim];
+                for (i, &id) in flat.iter().enumerate() {
+                    p.row(id as usize, &mut out[i * self.dim..(i + 1) * self.dim])?;
+                }
+                Ok(Tensor::from_vec(out, dims, &self.device)?.to_dtype(self.dtype)?)
+            }
+        }
     }
 }
 
-/// Exact (erf-based) GELU, as `nn.GELU()` / `ACT2FN["gelu"]`.
+/// Exact (erf-based) GELU, as `nn.GELU()` / `ACT2FN["gelu"]`. On the CPU in f32 it runs on
+/// all threads (candle's is single-threaded, and the audio encoder's conv stem applies it to
+/// millions of values).
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let mut v = x.flatten_all()?.to_vec1::<f32>()?;
+        kernels::elementwise::gelu_erf_inplace(&mut v);
+        return Ok(Tensor::from_vec(v, x.dims(), x.device())?);
+    }
     Ok(x.gelu_erf()?)
 }
 

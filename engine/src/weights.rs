@@ -261,6 +261,11 @@ impl Weights {
         self.source.info(&self.path(name)).is_some()
     }
 
+    /// Dtype `name` is stored in, if present.
+    pub fn stored_dtype(&self, name: &str) -> Option<DType> {
+        self.source.info(&self.path(name)).map(|i| i.dtype)
+    }
+
     /// Shape of `name`, if present.
     pub fn shape_of(&self, name: &str) -> Option<Vec<usize>> {
         self.source.info(&self.path(name)).map(|i| i.shape)

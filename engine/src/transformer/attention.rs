@@ -10,9 +10,8 @@ use crate::weights::Weights;
 /// Qwen3 self-attention: GQA with per-head RMSNorm on q and k before RoPE.
 #[derive(Debug, Clone)]
 pub struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// q, k and v projections fused into one: outputs `[q | k | v]`.
+    qkv_proj: Linear,
     o_proj: Linear,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
@@ -31,9 +30,12 @@ impl Attention {
         );
         let bias = cfg.attention_bias;
         Ok(Attention {
-            q_proj: Linear::load(&w.pp("q_proj"), h, nh * hd, bias)?,
-            k_proj: Linear::load(&w.pp("k_proj"), h, nkv * hd, bias)?,
-            v_proj: Linear::load(&w.pp("v_proj"), h, nkv * hd, bias)?,
+            qkv_proj: Linear::load_fused(
+                &[w.pp("q_proj"), w.pp("k_proj"), w.pp("v_proj")],
+                h,
+                &[nh * hd, nkv * hd, nkv * hd],
+                bias,
+            )?,
             o_proj: Linear::load(&w.pp("o_proj"), nh * hd, h, bias)?,
             q_norm: RmsNorm::load(&w.pp("q_norm"), hd, cfg.rms_norm_eps)?,
             k_norm: RmsNorm::load(&w.pp("k_norm"), hd, cfg.rms_norm_eps)?,
@@ -47,8 +49,9 @@ impl Attention {
     pub fn normed_queries(&self, x: &Tensor) -> Result<Tensor> {
         let (b, l, _) = x.dims3()?;
         let q = self
-            .q_proj
+            .qkv_proj
             .forward(x)?
+            .narrow(2, 0, self.num_heads * self.head_dim)?
             .reshape((b, l, self.num_heads, self.head_dim))?;
         Ok(self.q_norm.forward(&q)?.transpose(1, 2)?)
     }
@@ -64,9 +67,12 @@ impl Attention {
         let (b, l, _) = x.dims3()?;
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
 
-        let q = self.q_proj.forward(x)?.reshape((b, l, nh, hd))?;
-        let k = self.k_proj.forward(x)?.reshape((b, l, nkv, hd))?;
-        let v = self.v_proj.forward(x)?.reshape((b, l, nkv, hd))?;
+        let qkv = self.qkv_proj.forward(x)?;
+        let q = qkv.narrow(2, 0, nh * hd)?.reshape((b, l, nh, hd))?;
+        let k = qkv.narrow(2, nh * hd, nkv * hd)?.reshape((b, l, nkv, hd))?;
+        let v = qkv
+            .narrow(2, (nh + nkv) * hd, nkv * hd)?
+            .reshape((b, l, nkv, hd))?;
         let q = self.q_norm.forward(&q)?.transpose(1, 2)?;
         let k = self.k_norm.forward(&k)?.transpose(1, 2)?;
         let v = v.transpose(1, 2)?.contiguous()?;

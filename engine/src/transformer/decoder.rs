@@ -12,23 +12,31 @@ use crate::weights::Weights;
 /// SwiGLU MLP: `down(silu(gate(x)) * up(x))`.
 #[derive(Debug, Clone)]
 pub struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
+    /// gate and up projections fused: outputs `[gate | up]`.
+    gate_up_proj: Linear,
     down_proj: Linear,
+    intermediate: usize,
 }
 
 impl Mlp {
     pub fn load(w: &Weights, hidden: usize, intermediate: usize) -> Result<Self> {
         Ok(Mlp {
-            gate_proj: Linear::load(&w.pp("gate_proj"), hidden, intermediate, false)?,
-            up_proj: Linear::load(&w.pp("up_proj"), hidden, intermediate, false)?,
+            gate_up_proj: Linear::load_fused(
+                &[w.pp("gate_proj"), w.pp("up_proj")],
+                hidden,
+                &[intermediate, intermediate],
+                false,
+            )?,
             down_proj: Linear::load(&w.pp("down_proj"), intermediate, hidden, false)?,
+            intermediate,
         })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = silu(&self.gate_proj.forward(x)?)?;
-        let up = self.up_proj.forward(x)?;
+        let gu = self.gate_up_proj.forward(x)?;
+        let last = gu.rank() - 1;
+        let gate = silu(&gu.narrow(last, 0, self.intermediate)?)?;
+        let up = gu.narrow(last, self.intermediate, self.intermediate)?;
         self.down_proj.forward(&(gate * up)?)
     }
 }

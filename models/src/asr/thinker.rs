@@ -20,6 +20,7 @@ pub struct Thinker {
     head: Linear,
     audio_token_id: u32,
     cfg: ThinkerConfig,
+    device: candle_core::Device,
 }
 
 impl Thinker {
@@ -47,7 +48,7 @@ impl Thinker {
             Linear::load(&w.pp("lm_head"), text.hidden_size, classes, false)?
         } else if text.tie_word_embeddings {
             // As transformers: a tied head *is* the embedding matrix; a stored lm_head is ignored.
-            Linear::from_tensors(embed_tokens.weight().clone(), None)
+            embed_tokens.as_linear()?
         } else {
             Linear::load(&w.pp("lm_head"), text.hidden_size, text.vocab_size, false)?
         };
@@ -58,6 +59,7 @@ impl Thinker {
             head,
             audio_token_id: cfg.audio_token_id,
             cfg: cfg.clone(),
+            device: root.device().clone(),
         })
     }
 
@@ -78,7 +80,7 @@ impl Thinker {
     }
 
     pub fn dtype(&self) -> DType {
-        self.embed_tokens.weight().dtype()
+        self.embed_tokens.dtype()
     }
 
     /// Encodes one clip's log-mel `(n_mels, T)` into `(N, hidden)` embeddings.
@@ -98,7 +100,7 @@ impl Thinker {
                 "prompt rows must be non-empty and of equal length".into(),
             ));
         }
-        let device = self.embed_tokens.weight().device();
+        let device = &self.device;
         let flat: Vec<u32> = ids.concat();
         let ids_t = Tensor::new(flat.as_slice(), device)?;
         let embeds = self.embed_tokens.forward(&ids_t)?;
