@@ -81,9 +81,16 @@ impl Linear {
 
     /// Loads several projections of the same input as one (e.g. q, k and v): their outputs are
     /// concatenated in order, so one pass over the input serves all of them.
-    pub fn load_fused(parts: &[Weights], in_dim: usize, out_dims: &[usize], bias: bool) -> Result<Self> {
+    pub fn load_fused(
+        parts: &[Weights],
+        in_dim: usize,
+        out_dims: &[usize],
+        bias: bool,
+    ) -> Result<Self> {
         if parts.len() != out_dims.len() || parts.is_empty() {
-            return Err(Error::InvalidArgument("fused linear: one output size per part".into()));
+            return Err(Error::InvalidArgument(
+                "fused linear: one output size per part".into(),
+            ));
         }
         let out_dim: usize = out_dims.iter().sum();
         let bias = if bias {

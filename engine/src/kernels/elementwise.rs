@@ -8,12 +8,14 @@ const PARALLEL_MIN: usize = 1 << 15;
 /// Exact GELU, `x · (1 + erf(x / √2)) / 2`, in place (as `torch.nn.functional.gelu`).
 pub fn gelu_erf_inplace(x: &mut [f32]) {
     let f = |v: &mut f32| {
-        *v = (candle_core::cpu::erf::erf_f32(*v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * *v;
+        *v =
+            (candle_core::cpu::erf::erf_f32(*v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * *v;
     };
     if x.len() < PARALLEL_MIN {
         x.iter_mut().for_each(f);
     } else {
-        x.par_chunks_mut(PARALLEL_MIN / 4).for_each(|c| c.iter_mut().for_each(f));
+        x.par_chunks_mut(PARALLEL_MIN / 4)
+            .for_each(|c| c.iter_mut().for_each(f));
     }
 }
 
@@ -23,7 +25,9 @@ mod tests {
 
     #[test]
     fn gelu_matches_definition() {
-        let mut v: Vec<f32> = (0..100_000).map(|i| (i as f32 - 50_000.0) / 5_000.0).collect();
+        let mut v: Vec<f32> = (0..100_000)
+            .map(|i| (i as f32 - 50_000.0) / 5_000.0)
+            .collect();
         let orig = v.clone();
         gelu_erf_inplace(&mut v);
         for (y, x) in v.iter().zip(&orig) {

@@ -77,18 +77,20 @@ impl Element for u16 {
 fn pack<T: Element>(w: &[T], n: usize, k: usize) -> Vec<T> {
     let panels = n.div_ceil(NR);
     let mut out = vec![T::default(); panels * k * NR];
-    out.par_chunks_mut(k * NR).enumerate().for_each(|(p, panel)| {
-        for j in 0..NR {
-            let row = p * NR + j;
-            if row >= n {
-                break;
+    out.par_chunks_mut(k * NR)
+        .enumerate()
+        .for_each(|(p, panel)| {
+            for j in 0..NR {
+                let row = p * NR + j;
+                if row >= n {
+                    break;
+                }
+                let src = &w[row * k..(row + 1) * k];
+                for (kk, &v) in src.iter().enumerate() {
+                    panel[kk * NR + j] = v;
+                }
             }
-            let src = &w[row * k..(row + 1) * k];
-            for (kk, &v) in src.iter().enumerate() {
-                panel[kk * NR + j] = v;
-            }
-        }
-    });
+        });
     out
 }
 
@@ -122,7 +124,10 @@ impl PackedMatrix {
             let v: Vec<bf16> = t.flatten_all()?.to_vec1()?;
             Self::from_bf16(&v, n, k)
         } else {
-            let v: Vec<f32> = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?;
+            let v: Vec<f32> = t
+                .to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1()?;
             Self::from_f32(&v, n, k)
         }
     }
@@ -166,7 +171,10 @@ impl PackedMatrix {
         }
         let base = (r / NR) * self.k * NR + r % NR;
         match &self.data {
-            PackedData::F32(d) => out.iter_mut().enumerate().for_each(|(kk, o)| *o = d[base + kk * NR]),
+            PackedData::F32(d) => out
+                .iter_mut()
+                .enumerate()
+                .for_each(|(kk, o)| *o = d[base + kk * NR]),
             PackedData::Bf16(d) => out
                 .iter_mut()
                 .enumerate()
@@ -237,10 +245,18 @@ fn run<T: Kernel>(w: &[T], x: &[f32], m: usize, n: usize, k: usize, y: &mut [f32
             let mut p = t * per;
             while p < end {
                 let g = group.min(end - p);
-                let g = if g >= 4 { 4 } else if g >= 2 { 2 } else { 1 };
+                let g = if g >= 4 {
+                    4
+                } else if g >= 2 {
+                    2
+                } else {
+                    1
+                };
                 let mut tile = [[[0f32; NR]; GEMV_MAX_ROWS]; 4];
                 // SAFETY: packed_kernels_available() was checked by the caller.
-                unsafe { T::gemv_panels(&w[p * k * NR..(p + g) * k * NR], x, m, k, &mut tile[..g]) };
+                unsafe {
+                    T::gemv_panels(&w[p * k * NR..(p + g) * k * NR], x, m, k, &mut tile[..g])
+                };
                 for (i, t) in tile.iter().enumerate().take(g) {
                     let cols = NR.min(n - (p + i) * NR);
                     for (r, row) in t.iter().enumerate().take(m) {
@@ -262,14 +278,17 @@ fn run<T: Kernel>(w: &[T], x: &[f32], m: usize, n: usize, k: usize, y: &mut [f32
     // GEMM: pack the activations into panels of MR rows, [k][MR] each, zero-padded.
     let row_panels = m.div_ceil(MR);
     let mut packed_x = vec![0f32; row_panels * k * MR];
-    packed_x.par_chunks_mut(k * MR).enumerate().for_each(|(q, panel)| {
-        for i in 0..MR.min(m - q * MR) {
-            let src = &x[(q * MR + i) * k..(q * MR + i + 1) * k];
-            for (kk, &v) in src.iter().enumerate() {
-                panel[kk * MR + i] = v;
+    packed_x
+        .par_chunks_mut(k * MR)
+        .enumerate()
+        .for_each(|(q, panel)| {
+            for i in 0..MR.min(m - q * MR) {
+                let src = &x[(q * MR + i) * k..(q * MR + i + 1) * k];
+                for (kk, &v) in src.iter().enumerate() {
+                    panel[kk * MR + i] = v;
+                }
             }
-        }
-    });
+        });
     (0..panels.div_ceil(per)).into_par_iter().for_each(|t| {
         let out = out;
         for p in t * per..((t + 1) * per).min(panels) {
@@ -299,7 +318,13 @@ fn run<T: Kernel>(w: &[T], x: &[f32], m: usize, n: usize, k: usize, y: &mut [f32
 trait Kernel: Element {
     /// `tile[p][r][j] = Σ_kk x[r][kk] · panels[p][kk][j]` for `r < m <= GEMV_MAX_ROWS`, over
     /// `tile.len()` consecutive panels.
-    unsafe fn gemv_panels(panels: &[Self], x: &[f32], m: usize, k: usize, tile: &mut [[[f32; NR]; GEMV_MAX_ROWS]]);
+    unsafe fn gemv_panels(
+        panels: &[Self],
+        x: &[f32],
+        m: usize,
+        k: usize,
+        tile: &mut [[[f32; NR]; GEMV_MAX_ROWS]],
+    );
     /// `tile[i][j] = Σ_kk a[kk][i] · panel[kk][j]`.
     unsafe fn gemm_tile(a: &[f32], panel: &[Self], k: usize, tile: &mut [[f32; NR]; MR]);
 }
@@ -307,6 +332,9 @@ trait Kernel: Element {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
+
+    /// How many panel rows ahead the GEMV prefetches (each row is one or two cache lines).
+    const PREFETCH_ROWS: usize = 32;
 
     /// 32 panel values at `p` as two f32 vectors.
     pub trait Load {
@@ -351,6 +379,18 @@ mod avx512 {
         let base = panels.as_ptr();
         let stride = k * super::NR;
         for kk in 0..k {
+            // Prefetch each stream a few cache lines ahead: the hardware prefetchers stop at
+            // page boundaries and ramp up slowly on short streams.
+            if kk + PREFETCH_ROWS < k {
+                for p in 0..P {
+                    // SAFETY: the address is inside the panel (kk + PREFETCH_ROWS < k).
+                    unsafe {
+                        _mm_prefetch::<_MM_HINT_T0>(
+                            base.add(p * stride + (kk + PREFETCH_ROWS) * super::NR) as *const i8,
+                        )
+                    };
+                }
+            }
             let mut w = [(_mm512_setzero_ps(), _mm512_setzero_ps()); P];
             for (p, wp) in w.iter_mut().enumerate() {
                 // SAFETY: panels holds P panels of k * NR values.
@@ -455,7 +495,13 @@ impl_kernel!(f32);
 impl_kernel!(u16);
 
 #[cfg(not(target_arch = "x86_64"))]
-fn portable_gemv<T: Element>(panels: &[T], x: &[f32], m: usize, k: usize, tile: &mut [[[f32; NR]; GEMV_MAX_ROWS]]) {
+fn portable_gemv<T: Element>(
+    panels: &[T],
+    x: &[f32],
+    m: usize,
+    k: usize,
+    tile: &mut [[[f32; NR]; GEMV_MAX_ROWS]],
+) {
     for (p, t) in tile.iter_mut().enumerate() {
         let panel = &panels[p * k * NR..(p + 1) * k * NR];
         for r in 0..m {
@@ -498,7 +544,9 @@ mod tests {
         let mut y = vec![0f32; m * n];
         for r in 0..m {
             for j in 0..n {
-                y[r * n + j] = (0..k).map(|i| x[r * k + i] as f64 * w[j * k + i] as f64).sum::<f64>() as f32;
+                y[r * n + j] = (0..k)
+                    .map(|i| x[r * k + i] as f64 * w[j * k + i] as f64)
+                    .sum::<f64>() as f32;
             }
         }
         y
@@ -531,7 +579,10 @@ mod tests {
             let p = PackedMatrix::from_f32(&w, n, k).unwrap();
             let y = p.matmul(&x, m).unwrap();
             for (a, b) in y.iter().zip(&e) {
-                assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "f32 {m}x{n}x{k}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                    "f32 {m}x{n}x{k}: {a} vs {b}"
+                );
             }
             // bf16 storage: exact products of the bf16-rounded weights.
             let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
@@ -541,7 +592,10 @@ mod tests {
             assert!(p.is_bf16());
             let y = p.matmul(&x, m).unwrap();
             for (a, b) in y.iter().zip(&e) {
-                assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "bf16 {m}x{n}x{k}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                    "bf16 {m}x{n}x{k}: {a} vs {b}"
+                );
             }
         }
     }
