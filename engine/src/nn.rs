@@ -51,8 +51,8 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(a.matmul(b)?)
 }
 
-/// Whether weights for `device` go to the packed CPU kernels.
-fn use_packed(device: &Device) -> bool {
+/// Whether weights for `device` go to the packed CPU kernels ([`PackedMatrix`]).
+pub fn use_packed(device: &Device) -> bool {
     device.is_cpu() && kernels::packed_kernels_available()
 }
 

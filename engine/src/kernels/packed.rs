@@ -27,6 +27,10 @@ use crate::{Error, Result};
 pub const NR: usize = 32;
 /// Activation rows per GEMM tile.
 pub const MR: usize = 12;
+/// Depth of a GEMM cache block.
+const KC: usize = 256;
+/// Row panels per GEMM cache block.
+const MC_PANELS: usize = 16;
 /// Most activation rows handled by the GEMV path.
 pub const GEMV_MAX_ROWS: usize = 4;
 
@@ -289,25 +293,38 @@ fn run<T: Kernel>(w: &[T], x: &[f32], m: usize, n: usize, k: usize, y: &mut [f32
                 }
             }
         });
+    // Cache blocking: a KC-deep slab of MC_PANELS row panels (~200 KB) stays in L2 while every
+    // column panel of the task passes over it; each column slab (KC x NR) stays in L1 across
+    // the row panels.
     (0..panels.div_ceil(per)).into_par_iter().for_each(|t| {
         let out = out;
-        for p in t * per..((t + 1) * per).min(panels) {
-            let panel = &w[p * k * NR..(p + 1) * k * NR];
-            let cols = NR.min(n - p * NR);
-            for q in 0..row_panels {
-                let a = &packed_x[q * k * MR..(q + 1) * k * MR];
-                let mut tile = [[0f32; NR]; MR];
-                // SAFETY: packed_kernels_available() was checked by the caller.
-                unsafe { T::gemm_tile(a, panel, k, &mut tile) };
-                for (i, row) in tile.iter().enumerate().take(MR.min(m - q * MR)) {
-                    // SAFETY: row q*MR+i, columns p*NR..p*NR+cols belong to this task.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            row.as_ptr(),
-                            out.0.add((q * MR + i) * n + p * NR),
-                            cols,
-                        )
-                    };
+        let p_end = ((t + 1) * per).min(panels);
+        for kc0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - kc0);
+            for q0 in (0..row_panels).step_by(MC_PANELS) {
+                for p in t * per..p_end {
+                    let bslab = &w[p * k * NR + kc0 * NR..p * k * NR + (kc0 + kc) * NR];
+                    let cols = NR.min(n - p * NR);
+                    for q in q0..(q0 + MC_PANELS).min(row_panels) {
+                        let aslab = &packed_x[q * k * MR + kc0 * MR..q * k * MR + (kc0 + kc) * MR];
+                        let mut tile = [[0f32; NR]; MR];
+                        // SAFETY: packed_kernels_available() was checked by the caller.
+                        unsafe { T::gemm_tile(aslab, bslab, kc, &mut tile) };
+                        for (i, row) in tile.iter().enumerate().take(MR.min(m - q * MR)) {
+                            // SAFETY: row q*MR+i, columns p*NR..p*NR+cols belong to this task.
+                            let dst = unsafe {
+                                std::slice::from_raw_parts_mut(
+                                    out.0.add((q * MR + i) * n + p * NR),
+                                    cols,
+                                )
+                            };
+                            if kc0 == 0 {
+                                dst.copy_from_slice(&row[..cols]);
+                            } else {
+                                dst.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -572,6 +589,8 @@ mod tests {
             (2, 300, 64),
             (3, 130, 20),
             (4, 161, 33),
+            (13, 65, 600),
+            (200, 40, 700),
         ] {
             let x = rnd(m * k, &mut seed);
             let w = rnd(n * k, &mut seed);

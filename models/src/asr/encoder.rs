@@ -14,12 +14,13 @@
 
 use candle_core::{D, DType, Device, Tensor};
 
-use qwen3_speech_engine::nn::{LayerNorm, Linear, gelu_erf};
+use qwen3_speech_engine::nn::{LayerNorm, Linear, gelu_erf, use_packed};
 use qwen3_speech_engine::transformer::scaled_dot_product;
 use qwen3_speech_engine::weights::Weights;
 use qwen3_speech_engine::{Error, Result};
 
 use super::config::AudioEncoderConfig;
+use super::conv_stem::PackedConvGelu;
 use super::lengths::{chunk_lengths, chunk_output_len};
 
 /// How the encoder's self-attention sees the clip.
@@ -171,6 +172,15 @@ fn sinusoid_table(length: usize, channels: usize, device: &Device) -> Result<Ten
     Ok(Tensor::from_vec(data, (length, channels), device)?)
 }
 
+/// The conv stem for the packed CPU kernels.
+#[derive(Debug, Clone)]
+struct PackedStem {
+    convs: [PackedConvGelu; 3],
+    /// `conv_out` with its input columns reordered from (channel, frequency) to (frequency,
+    /// channel), the order channels-last activations flatten in.
+    conv_out: Linear,
+}
+
 /// The audio encoder.
 #[derive(Debug, Clone)]
 pub struct AudioEncoder {
@@ -178,6 +188,8 @@ pub struct AudioEncoder {
     conv2d2: Conv2d,
     conv2d3: Conv2d,
     conv_out: Linear,
+    /// The CPU stem (channels-last im2col + packed GEMM), when the packed kernels are in use.
+    packed_stem: Option<PackedStem>,
     positions: Tensor,
     layers: Vec<EncoderLayer>,
     ln_post: LayerNorm,
@@ -205,11 +217,33 @@ impl AudioEncoder {
         let layers = (0..cfg.encoder_layers)
             .map(|i| EncoderLayer::load(&w.pp("layers").pp(i), cfg))
             .collect::<Result<Vec<_>>>()?;
+        let conv2d1 = Conv2d::load(&w.pp("conv2d1"), 1, c)?;
+        let conv2d2 = Conv2d::load(&w.pp("conv2d2"), c, c)?;
+        let conv2d3 = Conv2d::load(&w.pp("conv2d3"), c, c)?;
+        let f = cfg.freq_after_convs();
+        let packed_stem = if use_packed(w.device()) {
+            let conv_out = w
+                .pp("conv_out")
+                .get_as((d, c * f), "weight", DType::F32)?
+                .reshape((d, c, f))?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((d, f * c))?;
+            let packed =
+                |conv: &Conv2d| PackedConvGelu::new(&conv.weight, &conv.bias.flatten_all()?);
+            Some(PackedStem {
+                convs: [packed(&conv2d1)?, packed(&conv2d2)?, packed(&conv2d3)?],
+                conv_out: Linear::from_tensors(conv_out, None)?,
+            })
+        } else {
+            None
+        };
         Ok(AudioEncoder {
-            conv2d1: Conv2d::load(&w.pp("conv2d1"), 1, c)?,
-            conv2d2: Conv2d::load(&w.pp("conv2d2"), c, c)?,
-            conv2d3: Conv2d::load(&w.pp("conv2d3"), c, c)?,
-            conv_out: Linear::load(&w.pp("conv_out"), c * cfg.freq_after_convs(), d, false)?,
+            conv2d1,
+            conv2d2,
+            conv2d3,
+            conv_out: Linear::load(&w.pp("conv_out"), c * f, d, false)?,
+            packed_stem,
             positions: sinusoid_table(cfg.max_source_positions, d, w.device())?,
             layers,
             ln_post: LayerNorm::load(&w.pp("ln_post"), d, LN_EPS)?,
@@ -275,21 +309,10 @@ impl AudioEncoder {
             chunks.push(c);
             start += len;
         }
-        let batch = Tensor::stack(&chunks, 0)?.unsqueeze(1)?;
-        let mut outs = Vec::new();
-        let per = self.cfg.conv_chunksize;
-        for s in (0..lens.len()).step_by(per) {
-            let n = per.min(lens.len() - s);
-            let x = batch.narrow(0, s, n)?;
-            let x = gelu_erf(&self.conv2d1.forward(&x)?)?;
-            let x = gelu_erf(&self.conv2d2.forward(&x)?)?;
-            let x = gelu_erf(&self.conv2d3.forward(&x)?)?;
-            outs.push(x);
-        }
-        let x = Tensor::cat(&outs, 0)?;
-        let (b, c, f, t) = x.dims4()?;
-        let x = x.permute((0, 3, 1, 2))?.reshape((b, t, c * f))?;
-        let conv_out = self.conv_out.forward(&x)?;
+        let (conv_out, t) = match &self.packed_stem {
+            Some(stem) => self.packed_conv_stem(stem, mel, &lens, max_len)?,
+            None => self.candle_conv_stem(mel, &lens, max_len)?,
+        };
         if t > self.positions.dim(0)? {
             return Err(Error::Model(format!(
                 "max_source_positions {} is smaller than a chunk's {t} tokens",
@@ -309,6 +332,88 @@ impl AudioEncoder {
             chunk_tokens,
             embedded: Tensor::cat(&rows, 0)?,
         })
+    }
+
+    /// Chunks → convolutions → `conv_out` with candle's kernels: `(n_chunks, t, d_model)`.
+    fn candle_conv_stem(
+        &self,
+        mel: &Tensor,
+        lens: &[usize],
+        max_len: usize,
+    ) -> Result<(Tensor, usize)> {
+        // (n_chunks, 1, n_mels, max_len), zero-padded tail.
+        let mut chunks = Vec::with_capacity(lens.len());
+        let mut start = 0;
+        for &len in lens {
+            let c = mel.narrow(1, start, len)?;
+            let c = if len < max_len {
+                c.pad_with_zeros(1, 0, max_len - len)?
+            } else {
+                c
+            };
+            chunks.push(c);
+            start += len;
+        }
+        let batch = Tensor::stack(&chunks, 0)?.unsqueeze(1)?;
+        let mut outs = Vec::new();
+        let per = self.cfg.conv_chunksize;
+        for s in (0..lens.len()).step_by(per) {
+            let n = per.min(lens.len() - s);
+            let x = batch.narrow(0, s, n)?;
+            let x = gelu_erf(&self.conv2d1.forward(&x)?)?;
+            let x = gelu_erf(&self.conv2d2.forward(&x)?)?;
+            let x = gelu_erf(&self.conv2d3.forward(&x)?)?;
+            outs.push(x);
+        }
+        let x = Tensor::cat(&outs, 0)?;
+        let (b, c, f, t) = x.dims4()?;
+        let x = x.permute((0, 3, 1, 2))?.reshape((b, t, c * f))?;
+        Ok((self.conv_out.forward(&x)?, t))
+    }
+
+    /// The same with the packed CPU kernels on channels-last images.
+    fn packed_conv_stem(
+        &self,
+        stem: &PackedStem,
+        mel: &Tensor,
+        lens: &[usize],
+        max_len: usize,
+    ) -> Result<(Tensor, usize)> {
+        let n_mels = self.cfg.num_mel_bins;
+        let frames = mel.dim(1)?;
+        let m: Vec<f32> = mel.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let n = lens.len();
+        // (n, n_mels, max_len, 1): image b holds frames b·chunk.. of every mel bin, zero-padded.
+        let mut x = vec![0f32; n * n_mels * max_len];
+        let chunk = self.cfg.chunk_frames();
+        for (b, &len) in lens.iter().enumerate() {
+            for f in 0..n_mels {
+                let src = &m[f * frames + b * chunk..f * frames + b * chunk + len];
+                x[(b * n_mels + f) * max_len..(b * n_mels + f) * max_len + len]
+                    .copy_from_slice(src);
+            }
+        }
+        let (mut h, mut w) = (n_mels, max_len);
+        for conv in &stem.convs {
+            let (y, ho, wo) = conv.forward(&x, n, h, w)?;
+            x = y;
+            (h, w) = (ho, wo);
+        }
+        // (n, f, t, c) -> (n, t, f·c)
+        let c = stem.convs[2].out_channels();
+        let (f, t) = (h, w);
+        let mut flat = vec![0f32; n * t * f * c];
+        for b in 0..n {
+            for fi in 0..f {
+                for ti in 0..t {
+                    let src = ((b * f + fi) * t + ti) * c;
+                    let dst = ((b * t + ti) * f + fi) * c;
+                    flat[dst..dst + c].copy_from_slice(&x[src..src + c]);
+                }
+            }
+        }
+        let x = Tensor::from_vec(flat, (n, t, f * c), mel.device())?.to_dtype(mel.dtype())?;
+        Ok((stem.conv_out.forward(&x)?, t))
     }
 
     /// Runs the first `n` transformer layers on stem output (golden tests pin layer 0).

@@ -1,6 +1,7 @@
 //! Qwen3-ASR: speech recognition with language identification, context biasing and long audio.
 
 pub mod config;
+pub mod conv_stem;
 pub mod encoder;
 pub mod generate;
 pub mod lengths;
