@@ -76,7 +76,7 @@ fn rows_f32(x: &Tensor, k: usize) -> Result<(Vec<f32>, usize)> {
 impl Linear {
     /// Loads `weight` `[out, in]` and, when `bias`, `bias` `[out]` from the view `w`.
     pub fn load(w: &Weights, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
-        Self::load_fused(&[w.clone()], in_dim, &[out_dim], bias)
+        Self::load_fused(std::slice::from_ref(w), in_dim, &[out_dim], bias)
     }
 
     /// Loads several projections of the same input as one (e.g. q, k and v): their outputs are
@@ -103,23 +103,23 @@ impl Linear {
         } else {
             None
         };
-        if parts.len() == 1 {
-            if let Some(q) = parts[0].get_quantized("weight")? {
-                let dims = q.shape().dims().to_vec();
-                if dims != [out_dim, in_dim] {
-                    return Err(Error::Weights(format!(
-                        "tensor '{}' has shape {dims:?}, expected {:?}",
-                        parts[0].path("weight"),
-                        [out_dim, in_dim]
-                    )));
-                }
-                return Ok(Linear {
-                    kernel: LinearKernel::Quantized(QMatMul::from_arc(q)?),
-                    bias,
-                    in_dim,
-                    out_dim,
-                });
+        if parts.len() == 1
+            && let Some(q) = parts[0].get_quantized("weight")?
+        {
+            let dims = q.shape().dims().to_vec();
+            if dims != [out_dim, in_dim] {
+                return Err(Error::Weights(format!(
+                    "tensor '{}' has shape {dims:?}, expected {:?}",
+                    parts[0].path("weight"),
+                    [out_dim, in_dim]
+                )));
             }
+            return Ok(Linear {
+                kernel: LinearKernel::Quantized(QMatMul::from_arc(q)?),
+                bias,
+                in_dim,
+                out_dim,
+            });
         }
         let device = parts[0].device();
         let weights = parts
@@ -175,6 +175,41 @@ impl Linear {
         self.out_dim
     }
 
+    /// `rows` f32 input rows to output rows on the host, when the weights are packed for the
+    /// CPU kernels (`None` otherwise). Used by the CPU decode step to avoid tensor round trips.
+    pub fn forward_f32(&self, x: &[f32], rows: usize) -> Result<Option<Vec<f32>>> {
+        let LinearKernel::Packed(p) = &self.kernel else {
+            return Ok(None);
+        };
+        let mut y = p.matmul(x, rows)?;
+        if let Some(b) = &self.bias {
+            let b: Vec<f32> = b.to_dtype(DType::F32)?.to_vec1()?;
+            for row in y.chunks_mut(self.out_dim) {
+                row.iter_mut().zip(&b).for_each(|(v, b)| *v += b);
+            }
+        }
+        Ok(Some(y))
+    }
+
+    /// True when the weights use the packed CPU kernels.
+    pub fn is_packed(&self) -> bool {
+        matches!(self.kernel, LinearKernel::Packed(_))
+    }
+
+    /// Bytes of weight data read by one product (for bandwidth accounting).
+    pub fn weight_bytes(&self) -> usize {
+        match &self.kernel {
+            LinearKernel::Packed(p) => p.bytes(),
+            LinearKernel::Dense(w) => w.elem_count() * w.dtype().size_in_bytes(),
+            LinearKernel::Quantized(q) => match q {
+                QMatMul::QTensor(t) => t.storage_size_in_bytes(),
+                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => {
+                    t.elem_count() * t.dtype().size_in_bytes()
+                }
+            },
+        }
+    }
+
     /// Applies the projection to `x` of shape `[..., in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims();
@@ -210,15 +245,32 @@ impl Linear {
 #[derive(Debug, Clone)]
 pub struct RmsNorm {
     weight: Tensor,
+    /// The weight in f32 on the host, for the CPU decode step.
+    weight_f32: Vec<f32>,
     eps: f64,
 }
 
 impl RmsNorm {
     pub fn load(w: &Weights, dim: usize, eps: f64) -> Result<Self> {
+        let weight = w.get(dim, "weight")?;
+        let weight_f32 = weight.to_dtype(DType::F32)?.to_vec1()?;
         Ok(RmsNorm {
-            weight: w.get(dim, "weight")?,
+            weight,
+            weight_f32,
             eps,
         })
+    }
+
+    /// Normalises each row of `x` (`rows × dim`, f32) in place, as [`RmsNorm::forward`].
+    pub fn forward_rows_f32(&self, x: &mut [f32]) {
+        let dim = self.weight_f32.len();
+        for row in x.chunks_mut(dim) {
+            let ms = kernels::elementwise::dot(row, row) / dim as f32;
+            let inv = 1.0 / (ms + self.eps as f32).sqrt();
+            for (v, w) in row.iter_mut().zip(&self.weight_f32) {
+                *v = *v * inv * w;
+            }
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {

@@ -5,6 +5,27 @@ use rayon::prelude::*;
 /// Below this many elements the work is done on the calling thread.
 const PARALLEL_MIN: usize = 1 << 15;
 
+/// Dot product in f32 with 16 independent partial sums, so the compiler vectorises it (a plain
+/// `zip().sum()` is a serial chain: float addition is not reassociated automatically).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 16];
+    let chunks = n / 16;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 16..c * 16 + 16], &b[c * 16..c * 16 + 16]);
+        for l in 0..16 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for i in chunks * 16..n {
+        s += a[i] * b[i];
+    }
+    s
+}
+
 /// Exact GELU, `x · (1 + erf(x / √2)) / 2`, in place (as `torch.nn.functional.gelu`).
 pub fn gelu_erf_inplace(x: &mut [f32]) {
     let f = |v: &mut f32| {
@@ -34,6 +55,15 @@ mod tests {
             let e = 0.5 * (*x as f64) * (1.0 + libm_erf(*x as f64 / std::f64::consts::SQRT_2));
             assert!((*y as f64 - e).abs() < 1e-5, "{x}: {y} vs {e}");
         }
+    }
+
+    #[test]
+    fn dot_matches_serial_sum() {
+        let a: Vec<f32> = (0..131).map(|i| i as f32 * 0.25 - 3.0).collect();
+        let b: Vec<f32> = (0..131).map(|i| (i as f32).sin()).collect();
+        let e: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        assert!((dot(&a, &b) as f64 - e).abs() < 1e-3);
+        assert_eq!(dot(&[], &[]), 0.0);
     }
 
     fn libm_erf(x: f64) -> f64 {

@@ -10,6 +10,7 @@
 
 pub mod elementwise;
 pub mod packed;
+pub mod pool;
 
 pub use packed::PackedMatrix;
 

@@ -229,6 +229,14 @@ struct SharedOut(*mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
+impl SharedOut {
+    /// Pointer to element `offset` (a method, so closures capture the whole wrapper).
+    fn at(&self, offset: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the output buffer.
+        unsafe { self.0.add(offset) }
+    }
+}
+
 /// Panels per task: enough tasks to balance the threads, few enough that each streams a long
 /// stretch of memory and the scheduling cost stays small.
 fn panels_per_task(panels: usize) -> usize {
@@ -241,10 +249,13 @@ fn run<T: Kernel>(w: &[T], x: &[f32], m: usize, n: usize, k: usize, y: &mut [f32
     let out = SharedOut(y.as_mut_ptr());
     let per = panels_per_task(panels);
     if m <= GEMV_MAX_ROWS {
-        // Panels read side by side per step (see gemv_panels).
+        // Decode: one contiguous range of panels per thread of the spinning pool (long
+        // sequential streams, no wake-up cost between the many small products of a step).
+        let pool = super::pool::global();
+        let parts = pool.threads().min(panels);
+        let per = panels.div_ceil(parts);
         let group = if m <= 2 { 4 } else { 2 };
-        (0..panels.div_ceil(per)).into_par_iter().for_each(|t| {
-            let out = out;
+        pool.run(parts, &|t| {
             let end = ((t + 1) * per).min(panels);
             let mut p = t * per;
             while p < end {
@@ -264,11 +275,11 @@ fn run<T: Kernel>(w: &[T], x: &[f32], m: usize, n: usize, k: usize, y: &mut [f32
                 for (i, t) in tile.iter().enumerate().take(g) {
                     let cols = NR.min(n - (p + i) * NR);
                     for (r, row) in t.iter().enumerate().take(m) {
-                        // SAFETY: row r, columns of panel p+i are inside y and owned by this task.
+                        // SAFETY: row r, columns of panel p+i are inside y and owned by this part.
                         unsafe {
                             std::ptr::copy_nonoverlapping(
                                 row.as_ptr(),
-                                out.0.add(r * n + (p + i) * NR),
+                                out.at(r * n + (p + i) * NR),
                                 cols,
                             )
                         };
@@ -297,7 +308,6 @@ fn run<T: Kernel>(w: &[T], x: &[f32], m: usize, n: usize, k: usize, y: &mut [f32
     // column panel of the task passes over it; each column slab (KC x NR) stays in L1 across
     // the row panels.
     (0..panels.div_ceil(per)).into_par_iter().for_each(|t| {
-        let out = out;
         let p_end = ((t + 1) * per).min(panels);
         for kc0 in (0..k).step_by(KC) {
             let kc = KC.min(k - kc0);
@@ -314,7 +324,7 @@ fn run<T: Kernel>(w: &[T], x: &[f32], m: usize, n: usize, k: usize, y: &mut [f32
                             // SAFETY: row q*MR+i, columns p*NR..p*NR+cols belong to this task.
                             let dst = unsafe {
                                 std::slice::from_raw_parts_mut(
-                                    out.0.add((q * MR + i) * n + p * NR),
+                                    out.at((q * MR + i) * n + p * NR),
                                     cols,
                                 )
                             };
@@ -384,6 +394,9 @@ mod avx512 {
     /// `tile[p][r][j] = Σ_kk x[r][kk] · panels[p][kk][j]` for `P` consecutive panels read side
     /// by side: several independent memory streams per thread get closer to the machine's read
     /// bandwidth than one, and give the FMA units independent chains.
+    // Index loops over the register tile read like the math and keep the accumulators in
+    // registers; iterator chains over three array levels obscure that.
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn gemv_panels<T: Load, const P: usize>(
         panels: &[T],

@@ -45,6 +45,15 @@ impl Attention {
         })
     }
 
+    pub(crate) fn is_packed(&self) -> bool {
+        self.qkv_proj.is_packed() && self.o_proj.is_packed()
+    }
+
+    /// Bytes of projection weights.
+    pub fn weight_bytes(&self) -> usize {
+        self.qkv_proj.weight_bytes() + self.o_proj.weight_bytes()
+    }
+
     /// Queries after q_norm, before RoPE, `[b, heads, len, head_dim]` (exposed for golden tests).
     pub fn normed_queries(&self, x: &Tensor) -> Result<Tensor> {
         let (b, l, _) = x.dims3()?;
@@ -104,6 +113,98 @@ impl Attention {
             .transpose(1, 2)?
             .reshape((b, l, nh * hd))?;
         self.o_proj.forward(&out)
+    }
+}
+
+impl Attention {
+    /// One decode position per row on the CPU in f32, on host buffers: `x` is `b × hidden`
+    /// (already normed), `positions[i]` the RoPE position of row `i`. Returns `b × hidden`, or
+    /// `None` when the weights are not packed for the CPU kernels. Same math as
+    /// [`Attention::forward`], without the dozens of small tensor operations per layer that
+    /// dominate a decode step's overhead.
+    pub fn step_cpu(
+        &self,
+        x: &[f32],
+        positions: &[u32],
+        rope: &RotaryEmbedding,
+        key_valid: Option<&[Vec<bool>]>,
+        cache: &mut LayerKvCache,
+    ) -> Result<Option<Vec<f32>>> {
+        let b = positions.len();
+        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let Some(qkv) = self.qkv_proj.forward_f32(x, b)? else {
+            return Ok(None);
+        };
+        let width = (nh + 2 * nkv) * hd;
+        let half = hd / 2;
+        let mut q = vec![0f32; b * nh * hd];
+        let mut k = vec![0f32; b * nkv * hd];
+        let mut v = vec![0f32; b * nkv * hd];
+        for (bi, &pos) in positions.iter().enumerate() {
+            let row = &qkv[bi * width..(bi + 1) * width];
+            let (cos, sin): (Vec<f32>, Vec<f32>) = rope
+                .inv_freq()
+                .iter()
+                .map(|&f| {
+                    let a = pos as f32 * f;
+                    (a.cos(), a.sin())
+                })
+                .unzip();
+            let rotate = |head: &mut [f32]| {
+                for i in 0..half {
+                    let (a, c) = (head[i], head[i + half]);
+                    head[i] = a * cos[i] - c * sin[i];
+                    head[i + half] = c * cos[i] + a * sin[i];
+                }
+            };
+            let qd = &mut q[bi * nh * hd..(bi + 1) * nh * hd];
+            qd.copy_from_slice(&row[..nh * hd]);
+            self.q_norm.forward_rows_f32(qd);
+            qd.chunks_mut(hd).for_each(rotate);
+            let kd = &mut k[bi * nkv * hd..(bi + 1) * nkv * hd];
+            kd.copy_from_slice(&row[nh * hd..(nh + nkv) * hd]);
+            self.k_norm.forward_rows_f32(kd);
+            kd.chunks_mut(hd).for_each(rotate);
+            v[bi * nkv * hd..(bi + 1) * nkv * hd].copy_from_slice(&row[(nh + nkv) * hd..]);
+        }
+        let n_rep = nh / nkv;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut out = vec![0f32; b * nh * hd];
+        cache.append_and_read_f32(k, v, (b, nkv, hd), |kc, vc, cap, len| {
+            use rayon::prelude::*;
+            out.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
+                let (bi, h) = (idx / nh, idx % nh);
+                let g = h / n_rep;
+                let qh = &q[(bi * nh + h) * hd..(bi * nh + h + 1) * hd];
+                let base = (bi * nkv + g) * cap * hd;
+                let valid = |t: usize| key_valid.is_none_or(|kv| kv[bi][t]);
+                let mut scores: Vec<f32> = (0..len)
+                    .map(|t| {
+                        if valid(t) {
+                            let kt = &kc[base + t * hd..base + (t + 1) * hd];
+                            crate::kernels::elementwise::dot(qh, kt) * scale
+                        } else {
+                            f32::NEG_INFINITY
+                        }
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for s in &mut scores {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                o.fill(0.0);
+                for (t, &p) in scores.iter().enumerate() {
+                    if p > 0.0 {
+                        let w = p / sum;
+                        let vt = &vc[base + t * hd..base + (t + 1) * hd];
+                        o.iter_mut().zip(vt).for_each(|(o, v)| *o += w * v);
+                    }
+                }
+            });
+        })?;
+        self.o_proj.forward_f32(&out, b)
     }
 }
 

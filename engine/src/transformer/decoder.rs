@@ -32,6 +32,30 @@ impl Mlp {
         })
     }
 
+    fn is_packed(&self) -> bool {
+        self.gate_up_proj.is_packed() && self.down_proj.is_packed()
+    }
+
+    /// Bytes of projection weights.
+    pub fn weight_bytes(&self) -> usize {
+        self.gate_up_proj.weight_bytes() + self.down_proj.weight_bytes()
+    }
+
+    /// `rows` f32 rows on the host (see [`Attention::step_cpu`]); `None` when not packed.
+    pub fn forward_rows_f32(&self, x: &[f32], rows: usize) -> Result<Option<Vec<f32>>> {
+        let Some(gu) = self.gate_up_proj.forward_f32(x, rows)? else {
+            return Ok(None);
+        };
+        let i = self.intermediate;
+        let mut act = vec![0f32; rows * i];
+        for (a, g) in act.chunks_mut(i).zip(gu.chunks(2 * i)) {
+            for ((a, &gate), &up) in a.iter_mut().zip(&g[..i]).zip(&g[i..]) {
+                *a = gate / (1.0 + (-gate).exp()) * up;
+            }
+        }
+        self.down_proj.forward_f32(&act, rows)
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gu = self.gate_up_proj.forward(x)?;
         let last = gu.rank() - 1;
@@ -68,12 +92,50 @@ impl DecoderLayer {
         })
     }
 
+    fn is_packed(&self) -> bool {
+        self.self_attn.is_packed() && self.mlp.is_packed()
+    }
+
+    /// Bytes of projection weights (what a decode step streams).
+    pub fn weight_bytes(&self) -> usize {
+        self.self_attn.weight_bytes() + self.mlp.weight_bytes()
+    }
+
     pub fn attention(&self) -> &Attention {
         &self.self_attn
     }
 
     pub fn input_norm(&self) -> &RmsNorm {
         &self.input_layernorm
+    }
+
+    /// One decode position per row on the host in f32 (see [`Attention::step_cpu`]); updates
+    /// `x` (`b × hidden`) in place. Returns false when the weights are not packed.
+    fn step_cpu(
+        &self,
+        x: &mut [f32],
+        positions: &[u32],
+        rope: &RotaryEmbedding,
+        key_valid: Option<&[Vec<bool>]>,
+        cache: &mut super::kv_cache::LayerKvCache,
+    ) -> Result<bool> {
+        let b = positions.len();
+        let mut h = x.to_vec();
+        self.input_layernorm.forward_rows_f32(&mut h);
+        let Some(a) = self
+            .self_attn
+            .step_cpu(&h, positions, rope, key_valid, cache)?
+        else {
+            return Ok(false);
+        };
+        x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
+        let mut h = x.to_vec();
+        self.post_attention_layernorm.forward_rows_f32(&mut h);
+        let Some(m) = self.mlp.forward_rows_f32(&h, b)? else {
+            return Ok(false);
+        };
+        x.iter_mut().zip(&m).for_each(|(x, m)| *x += m);
+        Ok(true)
     }
 
     fn forward(
@@ -96,6 +158,8 @@ impl DecoderLayer {
 #[derive(Debug, Clone)]
 pub struct Qwen3Decoder {
     layers: Vec<DecoderLayer>,
+    /// Every projection uses the packed CPU kernels (enables the CPU decode step).
+    packed: bool,
     norm: RmsNorm,
     rope: RotaryEmbedding,
     cfg: Qwen3Config,
@@ -108,8 +172,10 @@ impl Qwen3Decoder {
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| DecoderLayer::load(&w.pp("layers").pp(i), cfg))
             .collect::<Result<Vec<_>>>()?;
+        let packed = layers.iter().all(|l| l.is_packed());
         Ok(Qwen3Decoder {
             layers,
+            packed,
             norm: RmsNorm::load(&w.pp("norm"), cfg.hidden_size, cfg.rms_norm_eps)?,
             rope: RotaryEmbedding::new(cfg.head_dim(), cfg.rope_theta),
             cfg: cfg.clone(),
@@ -126,6 +192,11 @@ impl Qwen3Decoder {
 
     pub fn rope(&self) -> &RotaryEmbedding {
         &self.rope
+    }
+
+    /// Bytes of weights one decode step reads (all layers' projections; norms are negligible).
+    pub fn weight_bytes(&self) -> usize {
+        self.layers.iter().map(|l| l.weight_bytes()).sum()
     }
 
     pub fn new_cache(&self) -> KvCache {
@@ -167,6 +238,19 @@ impl Qwen3Decoder {
         }
         let dtype = embeds.dtype();
         let device = embeds.device();
+        if l == 1 && device.is_cpu() && dtype == DType::F32 && self.packed {
+            // Decode step: run the layers on host buffers (see Attention::step_cpu).
+            let mut x: Vec<f32> = embeds.flatten_all()?.to_vec1()?;
+            let pos: Vec<u32> = positions.as_flat().to_vec();
+            for (i, layer) in self.layers.iter().take(n).enumerate() {
+                if !layer.step_cpu(&mut x, &pos, &self.rope, key_valid, cache.layer_mut(i))? {
+                    return Err(crate::Error::InvalidArgument(
+                        "decoder: weights are not packed for the CPU step".into(),
+                    ));
+                }
+            }
+            return Ok(Tensor::from_vec(x, embeds.dims(), device)?);
+        }
         let kv_len = cache.len() + l;
         let mask = attention_mask(b, l, kv_len, key_valid, DType::F32, device)?;
         let rope = self.rope.tables(positions, dtype, device)?;

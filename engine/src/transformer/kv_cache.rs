@@ -47,6 +47,38 @@ impl LayerKvCache {
         Ok((kc.narrow(2, 0, self.len)?, vc.narrow(2, 0, self.len)?))
     }
 
+    /// Appends one position per row from host f32 data (`[b, h, d]` each) and calls `f` with the
+    /// whole history as host slices laid out `[b, h, capacity, d]`, plus the capacity and the
+    /// new length. Only for CPU f32 caches (the CPU decode step).
+    pub fn append_and_read_f32<R>(
+        &mut self,
+        k: Vec<f32>,
+        v: Vec<f32>,
+        (b, h, d): (usize, usize, usize),
+        f: impl FnOnce(&[f32], &[f32], usize, usize) -> R,
+    ) -> Result<R> {
+        let device = candle_core::Device::Cpu;
+        let k = Tensor::from_vec(k, (b, h, 1, d), &device)?;
+        let v = Tensor::from_vec(v, (b, h, 1, d), &device)?;
+        self.append(&k, &v)?;
+        let (kc, vc) = match (&self.k, &self.v) {
+            (Some(kc), Some(vc)) => (kc, vc),
+            _ => unreachable!("appended above"),
+        };
+        let cap = kc.dim(2)?;
+        let (ks, kl) = kc.storage_and_layout();
+        let (vs, vl) = vc.storage_and_layout();
+        let (candle_core::Storage::Cpu(kcpu), candle_core::Storage::Cpu(vcpu)) = (&*ks, &*vs)
+        else {
+            return Err(crate::Error::InvalidArgument(
+                "KV cache is not on the CPU".into(),
+            ));
+        };
+        let kd = &kcpu.as_slice::<f32>()?[kl.start_offset()..];
+        let vd = &vcpu.as_slice::<f32>()?[vl.start_offset()..];
+        Ok(f(kd, vd, cap, self.len))
+    }
+
     /// Forgets everything after the first `len` positions (rolling back a speculative prefix).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);

@@ -19,7 +19,7 @@ const IM2COL_BYTES: usize = 64 << 20;
 
 /// Output size of a 3-tap, stride-2, padding-1 convolution.
 pub fn conv_out_size(n: usize) -> usize {
-    (n + 1) / 2
+    n.div_ceil(2)
 }
 
 /// A 3×3, stride 2, padding 1 convolution followed by exact GELU, on NHWC f32 images.

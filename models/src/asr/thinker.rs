@@ -156,6 +156,12 @@ impl Thinker {
         Ok(self.head.forward(hidden)?.to_dtype(DType::F32)?)
     }
 
+    /// Bytes of weights one decode step reads: every decoder projection and the output head,
+    /// in the format they are stored in (bf16 checkpoints stay bf16 on the CPU).
+    pub fn decode_weight_bytes(&self) -> usize {
+        self.decoder.weight_bytes() + self.head.weight_bytes()
+    }
+
     pub fn new_cache(&self) -> KvCache {
         self.decoder.new_cache()
     }
