@@ -296,19 +296,6 @@ impl AudioEncoder {
         }
         let lens = chunk_lengths(frames, self.cfg.chunk_frames());
         let max_len = lens.iter().copied().max().unwrap_or(0);
-        // (n_chunks, 1, n_mels, max_len), zero-padded tail.
-        let mut chunks = Vec::with_capacity(lens.len());
-        let mut start = 0;
-        for &len in &lens {
-            let c = mel.narrow(1, start, len)?;
-            let c = if len < max_len {
-                c.pad_with_zeros(1, 0, max_len - len)?
-            } else {
-                c
-            };
-            chunks.push(c);
-            start += len;
-        }
         let (conv_out, t) = match &self.packed_stem {
             Some(stem) => self.packed_conv_stem(stem, mel, &lens, max_len)?,
             None => self.candle_conv_stem(mel, &lens, max_len)?,
