@@ -12,6 +12,7 @@ Areas (in dependency order):
   thinker_text  tests/fixtures/asr-tiny/expected/thinker_text.*  (needs asr_tiny)
   asr           tests/fixtures/asr-tiny/expected/{clip_*,asr_*,clips.json,frontend.safetensors} (needs asr_tiny)
   asr_real      tests/fixtures/asr-real/ real audio files + end-to-end goldens (needs asr_tiny)
+  aligner       tests/fixtures/aligner-tiny/ checkpoint + expected/ goldens (needs tokenizer)
   pure          tests/fixtures/asr-tiny/expected/pure_functions.json
   verify        reload every saved tokenizer/model/golden file and recompute it (writes nothing)
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from common import FIXTURES, REPO_ROOT, RUN_NOTES, setup_determinism, sha256_file  # noqa: E402
 
-AREAS = ["audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "pure", "verify"]
+AREAS = ["audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "aligner", "pure", "verify"]
 
 
 def area_files(area: str, fixtures: Path):
@@ -58,6 +59,8 @@ def area_files(area: str, fixtures: Path):
         )
     if area == "asr_real":
         return sorted(p for p in (fixtures / "asr-real").glob("*") if p.is_file())
+    if area == "aligner":
+        return sorted(p for p in (fixtures / "aligner-tiny").rglob("*") if p.is_file())
     if area == "pure":
         return sorted(exp.glob("pure_functions.json"))
     if area == "verify":
@@ -101,6 +104,10 @@ def run_area(area: str, fixtures: Path):
         import gen_asr_real
 
         return gen_asr_real.main(fixtures)
+    if area == "aligner":
+        import gen_aligner
+
+        return gen_aligner.main(fixtures)
     if area == "pure":
         import gen_pure
 
