@@ -645,6 +645,8 @@ struct RustResults {
     text: Qwen3Config,
     /// Bytes of weights the Rust engine reads per decoded token, as it stores them.
     stored_weight_bytes: f64,
+    /// The part of it in the decoder layers (the rest is the head).
+    stored_layer_bytes: f64,
     prompt_tokens: usize,
     decode_parts: Vec<StepParts>,
     prefill_parts: Vec<StepParts>,
@@ -675,6 +677,7 @@ fn rust_measurements(args: &AsrBenchArgs, threads: usize) -> Result<RustResults>
     let thinker = model.thinker();
     let text = thinker.decoder().config().clone();
     let stored_weight_bytes = thinker.decode_weight_bytes() as f64;
+    let stored_layer_bytes = thinker.decoder().weight_bytes() as f64;
     let n_layers = text.num_hidden_layers;
 
     let mut clips = BTreeMap::new();
@@ -907,6 +910,7 @@ fn rust_measurements(args: &AsrBenchArgs, threads: usize) -> Result<RustResults>
         stats,
         text,
         stored_weight_bytes,
+        stored_layer_bytes,
         prompt_tokens: len,
         decode_parts,
         prefill_parts,
@@ -1228,9 +1232,9 @@ impl Report<'_> {
         println!(
             "  layers {:.2} ms ({:.1} GB/s effective) | lm head {:.2} ms ({:.1} GB/s) | final norm {:.3} ms | embed {:.3} ms | logits to host + argmax {:.3} ms | sum {:.2} ms",
             lay * 1e3,
-            w.layers * F32_BYTES / lay / 1e9,
+            self.rust.stored_layer_bytes / lay / 1e9,
             head * 1e3,
-            w.head * F32_BYTES / head / 1e9,
+            (self.rust.stored_weight_bytes - self.rust.stored_layer_bytes) / head / 1e9,
             nrm * 1e3,
             emb * 1e3,
             am * 1e3,
