@@ -14,8 +14,12 @@ pub use qwen3_speech_codecs as codecs;
 pub use qwen3_speech_engine as engine;
 pub use qwen3_speech_models as models;
 
+mod alignment;
+pub mod subtitles;
 mod transcriber;
 
+pub use aligner::WordTiming;
+pub use alignment::{Aligner, AlignerConfig, DEFAULT_ALIGNER};
 pub use engine::device::{ComputeDType, DeviceSpec};
 pub use engine::hub::{FetchOptions, ModelDir, ModelSource};
 pub use engine::{Error, Result};

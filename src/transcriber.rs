@@ -2,12 +2,21 @@
 
 use std::path::Path;
 
+use crate::aligner::WordTiming;
+use crate::alignment::{Aligner, AlignerConfig};
 use crate::engine::audio::{self, ASR_SAMPLE_RATE};
 use crate::engine::device::{ComputeDType, DeviceSpec, Placement};
 use crate::engine::hub::{self, FetchOptions, ModelDir, ModelSource};
 use crate::engine::sampling::SamplingConfig;
 use crate::engine::{Error, Result};
 use crate::models::asr::{AsrModel, AsrOptions, AsrTranscription, EncoderAttention, Progress};
+
+/// Longest piece transcribed in one pass when word times are wanted (the reference's limit).
+pub const MAX_ALIGNED_PIECE_SECONDS: f64 = 180.0;
+
+fn round_ms(t: f64) -> f64 {
+    (t * 1000.0).round() / 1000.0
+}
 
 /// How to load a model and transcribe with it.
 #[derive(Debug, Clone)]
@@ -29,6 +38,9 @@ pub struct TranscriberConfig {
     pub batch_size: usize,
     /// Where and how to fetch hub models.
     pub fetch: FetchOptions,
+    /// A forced aligner (local folder or hub id) to time every word; `None`: no word times.
+    /// With an aligner, long audio is split into pieces of at most 180 s, as the reference.
+    pub aligner: Option<String>,
 }
 
 impl Default for TranscriberConfig {
@@ -45,6 +57,7 @@ impl Default for TranscriberConfig {
             chunk_seconds: asr.chunk_seconds,
             batch_size: 4,
             fetch: FetchOptions::from_env(),
+            aligner: None,
         }
     }
 }
@@ -112,6 +125,10 @@ pub struct Transcription {
     pub truncated: bool,
     /// One segment per piece of long audio (one for audio up to the piece length).
     pub segments: Vec<Segment>,
+    /// Word times, when the transcriber has a forced aligner. Spans index into `text`.
+    pub words: Option<Vec<WordTiming>>,
+    /// Things the user should know about this result (e.g. pieces left without word times).
+    pub warnings: Vec<String>,
 }
 
 impl From<AsrTranscription> for Transcription {
@@ -133,6 +150,8 @@ impl From<AsrTranscription> for Transcription {
                     language: p.language,
                 })
                 .collect(),
+            words: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -142,6 +161,7 @@ pub struct Transcriber {
     model: AsrModel,
     config: TranscriberConfig,
     dir: ModelDir,
+    aligner: Option<Aligner>,
 }
 
 impl std::fmt::Debug for Transcriber {
@@ -168,7 +188,24 @@ impl Transcriber {
         config.validate()?;
         let placement = Placement::new(config.device, config.dtype)?;
         let model = AsrModel::load(&dir, &placement.device, placement.dtype)?;
-        Ok(Transcriber { model, config, dir })
+        let aligner = match &config.aligner {
+            Some(name) => Some(Aligner::new(
+                name,
+                AlignerConfig {
+                    device: config.device,
+                    dtype: config.dtype,
+                    attention: config.attention,
+                    fetch: config.fetch.clone(),
+                },
+            )?),
+            None => None,
+        };
+        Ok(Transcriber {
+            model,
+            config,
+            dir,
+            aligner,
+        })
     }
 
     pub fn config(&self) -> &TranscriberConfig {
@@ -184,15 +221,69 @@ impl Transcriber {
         &self.model
     }
 
+    /// The forced aligner, when word times were asked for.
+    pub fn aligner(&self) -> Option<&Aligner> {
+        self.aligner.as_ref()
+    }
+
     fn asr_options(&self) -> AsrOptions {
+        let chunk_seconds = if self.aligner.is_some() {
+            self.config.chunk_seconds.min(MAX_ALIGNED_PIECE_SECONDS)
+        } else {
+            self.config.chunk_seconds
+        };
         AsrOptions {
             language: self.config.language.clone(),
             context: self.config.context.clone(),
             max_new_tokens: self.config.max_new_tokens,
             attention: self.config.attention,
             sampling: self.config.sampling.clone(),
-            chunk_seconds: self.config.chunk_seconds,
+            chunk_seconds,
         }
+    }
+
+    /// Converts a clip's ASR result, timing its words when there is an aligner.
+    fn finish(&self, samples: &[f32], t: AsrTranscription) -> Transcription {
+        let Some(aligner) = &self.aligner else {
+            return t.into();
+        };
+        let split = t.pieces.len() > 1;
+        let mut words = Vec::new();
+        let mut warnings = Vec::new();
+        let mut text_offset = 0;
+        for p in &t.pieces {
+            if !p.text.trim().is_empty() {
+                // As the reference: the piece's audio (short pieces of a split clip padded to
+                // 0.5 s), its text and its language.
+                let mut audio = samples[p.samples.clone()].to_vec();
+                if split && audio.len() < 8000 {
+                    audio.resize(8000, 0.0);
+                }
+                let language = if p.language.is_empty() {
+                    t.language.split(',').next().unwrap_or("").to_string()
+                } else {
+                    p.language.clone()
+                };
+                match aligner.align_samples_16k(&audio, &p.text, &language) {
+                    Ok(ws) => words.extend(ws.into_iter().map(|w| WordTiming {
+                        start: round_ms(w.start + p.offset_sec),
+                        end: round_ms(w.end + p.offset_sec),
+                        span: w.span.start + text_offset..w.span.end + text_offset,
+                        text: w.text,
+                    })),
+                    Err(e) => warnings.push(format!(
+                        "no word times for {:.1}-{:.1} s: {e}",
+                        p.offset_sec,
+                        p.offset_sec + p.duration_sec
+                    )),
+                }
+            }
+            text_offset += p.text.len();
+        }
+        let mut out: Transcription = t.into();
+        out.words = Some(words);
+        out.warnings = warnings;
+        out
     }
 
     /// Transcribes a file.
@@ -252,8 +343,8 @@ impl Transcriber {
                     on_progress(first, p)
                 }) {
                 Ok(out) => {
-                    for ((i, _), t) in group.iter().zip(out) {
-                        results[*i] = Some(Ok(t.into()));
+                    for ((i, samples), t) in group.iter().zip(out) {
+                        results[*i] = Some(Ok(self.finish(samples, t)));
                     }
                 }
                 Err(e) => {
@@ -268,7 +359,7 @@ impl Transcriber {
                                         self.config.batch_size,
                                         |p| on_progress(*i, p),
                                     )
-                                    .map(|mut v| v.remove(0).into()),
+                                    .map(|mut v| self.finish(s, v.remove(0))),
                             );
                         }
                     } else {

@@ -1,5 +1,6 @@
 //! The `qwen3-speech` command line.
 
+mod align;
 mod bench;
 mod output;
 mod transcribe;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Transcribe audio files (WAV, FLAC, MP3, OGG, M4A, ...) with Qwen3-ASR.
     Transcribe(transcribe::TranscribeArgs),
+    /// Time every word of a known transcript with Qwen3-ForcedAligner.
+    Align(align::AlignArgs),
     /// Download a model from the Hugging Face hub into the standard HF cache (or check a local
     /// folder) and print the folder it lives in.
     Fetch {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Transcribe(args) => transcribe::run(args),
+        Command::Align(args) => align::run(args),
         Command::Fetch { model, quiet } => fetch(&model, !quiet).map(|_| ExitCode::SUCCESS),
         Command::Info { model } => info(&model).map(|_| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(args),

@@ -1,10 +1,10 @@
 //! Output formats of `transcribe`: plain text, JSON lines, SRT and WebVTT.
 
-use std::fmt::Write;
 use std::path::Path;
 
 use clap::ValueEnum;
-use qwen3_speech::Transcription;
+use qwen3_speech::subtitles::{Cue, CueOptions, build_cues, to_srt, to_vtt};
+use qwen3_speech::{Transcription, WordTiming};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -42,61 +42,53 @@ pub fn render(format: Format, path: &Path, t: &Transcription) -> String {
                     "text": s.text, "language": s.language,
                 })).collect::<Vec<_>>(),
             });
+            let mut v = v;
+            if let Some(words) = &t.words {
+                v["words"] = words_json(words);
+            }
             format!("{v}\n")
         }
-        Format::Srt => {
-            let mut out = String::new();
-            for (i, s) in cues(t).iter().enumerate() {
-                let _ = write!(
-                    out,
-                    "{}\n{} --> {}\n{}\n\n",
-                    i + 1,
-                    timestamp(s.0, ','),
-                    timestamp(s.1, ','),
-                    s.2
-                );
+        Format::Srt | Format::Vtt => {
+            let cues = cues(t);
+            if format == Format::Srt {
+                to_srt(&cues)
+            } else {
+                to_vtt(&cues)
             }
-            out
-        }
-        Format::Vtt => {
-            let mut out = String::from("WEBVTT\n\n");
-            for s in cues(t) {
-                let _ = write!(
-                    out,
-                    "{} --> {}\n{}\n\n",
-                    timestamp(s.0, '.'),
-                    timestamp(s.1, '.'),
-                    s.2
-                );
-            }
-            out
         }
     }
 }
 
-/// Subtitle cues: one per transcribed piece with text.
-fn cues(t: &Transcription) -> Vec<(f64, f64, String)> {
-    t.segments
-        .iter()
-        .filter(|s| !s.text.trim().is_empty())
-        .map(|s| (s.start, s.end, s.text.trim().to_string()))
-        .collect()
+/// `[{"text","start","end"}]`.
+pub fn words_json(words: &[WordTiming]) -> serde_json::Value {
+    serde_json::Value::Array(
+        words
+            .iter()
+            .map(|w| serde_json::json!({"text": w.text, "start": w.start, "end": w.end}))
+            .collect(),
+    )
+}
+
+/// Subtitle cues: built from the word times when there are any, else one cue per transcribed
+/// piece.
+fn cues(t: &Transcription) -> Vec<Cue> {
+    match &t.words {
+        Some(words) => build_cues(&t.text, words, &CueOptions::default()),
+        None => t
+            .segments
+            .iter()
+            .filter(|s| !s.text.trim().is_empty())
+            .map(|s| Cue {
+                start: s.start,
+                end: s.end,
+                text: s.text.trim().to_string(),
+            })
+            .collect(),
+    }
 }
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
-}
-
-/// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT).
-pub fn timestamp(seconds: f64, sep: char) -> String {
-    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}{sep}{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
 }
 
 #[cfg(test)]
@@ -125,6 +117,8 @@ mod tests {
                     language: "English".into(),
                 },
             ],
+            words: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -141,12 +135,54 @@ mod tests {
     }
 
     #[test]
+    fn json_words_and_timed_subtitles() {
+        let mut t = sample();
+        t.text = "Hello there. General Kenobi.".into();
+        t.words = Some(vec![
+            WordTiming {
+                text: "Hello".into(),
+                start: 0.5,
+                end: 0.9,
+                span: 0..5,
+            },
+            WordTiming {
+                text: "there".into(),
+                start: 1.0,
+                end: 1.4,
+                span: 6..11,
+            },
+            WordTiming {
+                text: "General".into(),
+                start: 3.0,
+                end: 3.5,
+                span: 13..20,
+            },
+            WordTiming {
+                text: "Kenobi".into(),
+                start: 3.6,
+                end: 4.2,
+                span: 21..27,
+            },
+        ]);
+        let v: serde_json::Value =
+            serde_json::from_str(&render(Format::Json, Path::new("a.wav"), &t)).unwrap();
+        assert_eq!(
+            v["words"][1],
+            serde_json::json!({"text": "there", "start": 1.0, "end": 1.4})
+        );
+        let srt = render(Format::Srt, Path::new("a.wav"), &t);
+        assert_eq!(
+            srt,
+            "1\n00:00:00,500 --> 00:00:01,400\nHello there.\n\n2\n00:00:03,000 --> 00:00:04,200\nGeneral Kenobi.\n\n"
+        );
+    }
+
+    #[test]
     fn subtitles() {
         let srt = render(Format::Srt, Path::new("a.wav"), &sample());
         assert!(srt.starts_with("1\n00:00:00,000 --> 00:19:59,250\nHello there.\n\n2\n"));
         let vtt = render(Format::Vtt, Path::new("a.wav"), &sample());
         assert!(vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 00:19:59.250\n"));
-        assert_eq!(timestamp(3723.4567, ','), "01:02:03,457");
         assert_eq!(
             render(Format::Txt, Path::new("a"), &sample()),
             "Hello there.General Kenobi.\n"

@@ -61,6 +61,13 @@ pub struct TranscribeArgs {
     /// Seed for sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Time every word with a forced aligner (JSON gains "words"; srt/vtt become timed
+    /// subtitles). Long audio is then transcribed in pieces of at most 180 s.
+    #[arg(long)]
+    timestamps: bool,
+    /// The forced aligner for --timestamps (local folder or hub id).
+    #[arg(long, value_name = "M", default_value = qwen3_speech::DEFAULT_ALIGNER)]
+    aligner: String,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -91,6 +98,7 @@ pub fn run(args: TranscribeArgs) -> Result<ExitCode> {
         chunk_seconds: args.chunk_seconds,
         batch_size: args.batch_size,
         fetch: FetchOptions::from_env().with_progress(!args.quiet),
+        aligner: args.timestamps.then(|| args.aligner.clone()),
     };
     config.validate()?;
     let started = Instant::now();
@@ -123,6 +131,9 @@ pub fn run(args: TranscribeArgs) -> Result<ExitCode> {
         }
         match result {
             Ok(t) => {
+                for w in &t.warnings {
+                    eprintln!("warning: {}: {w}", path.display());
+                }
                 if t.truncated {
                     eprintln!(
                         "warning: {}: the token budget ran out before the transcript ended; \

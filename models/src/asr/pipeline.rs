@@ -62,6 +62,8 @@ pub fn default_token_budget(seconds: f64) -> usize {
 pub struct PieceTranscription {
     pub offset_sec: f64,
     pub duration_sec: f64,
+    /// Where the piece lies in the clip, in samples (before any padding of short pieces).
+    pub samples: std::ops::Range<usize>,
     pub language: String,
     pub text: String,
     /// The decoded output before parsing.
@@ -258,13 +260,16 @@ impl AsrModel {
                 )));
             }
         }
-        // (clip, piece)
+        // (clip, piece, sample range of the piece in the clip)
         let mut pieces = Vec::new();
         for (ci, clip) in clips.iter().enumerate() {
+            let mut start = 0;
             for p in
                 split_audio_into_chunks(clip, ASR_SAMPLE_RATE, options.chunk_seconds, 5.0, 100.0)
             {
-                pieces.push((ci, p));
+                let range = start..start + p.original_len;
+                start += p.original_len;
+                pieces.push((ci, p, range));
             }
         }
         let total_sec: f64 = clips.iter().map(|c| c.len() as f64 / sr).sum();
@@ -278,7 +283,7 @@ impl AsrModel {
         };
         for (bi, group) in pieces.chunks(batch_size).enumerate() {
             let mut requests = Vec::with_capacity(group.len());
-            for (_, piece) in group {
+            for (_, piece, _) in group {
                 let audio = self.encode(&piece.samples, options.attention)?;
                 let n = audio.dim(0)?;
                 debug_assert_eq!(n, audio_token_count(piece.samples.len() / 160));
@@ -293,12 +298,13 @@ impl AsrModel {
                 });
             }
             let generations = generate(&self.thinker, &requests, &options_decode, |_, _| {})?;
-            for ((ci, piece), g) in group.iter().zip(generations) {
+            for ((ci, piece, range), g) in group.iter().zip(generations) {
                 let raw = self.tokenizer.decode(&g.tokens, true)?;
                 let (lang, text) = parse_asr_output(&raw, language.as_deref());
                 results[*ci].push(PieceTranscription {
                     offset_sec: piece.offset_sec,
                     duration_sec: piece.original_len as f64 / sr,
+                    samples: range.clone(),
                     language: lang,
                     text,
                     raw,
