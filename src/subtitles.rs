@@ -93,7 +93,7 @@ fn one_line(s: &str) -> String {
 /// Groups timed words of `text` into cues.
 pub fn build_cues(text: &str, words: &[WordTiming], opts: &CueOptions) -> Vec<Cue> {
     let pieces = pieces(text, words);
-    let max_cols = opts.max_line_columns * opts.max_lines;
+    let fits = |t: &str| layout(t, opts.max_line_columns, opts.max_lines).is_some();
     let mut cues: Vec<Cue> = Vec::new();
     let mut cur = String::new();
     let mut start = 0.0;
@@ -101,7 +101,7 @@ pub fn build_cues(text: &str, words: &[WordTiming], opts: &CueOptions) -> Vec<Cu
     for (w, piece) in words.iter().zip(&pieces) {
         if !cur.is_empty() {
             let gap = w.start - end;
-            let too_long = columns(cur.trim()) + columns(piece.trim_end()) > max_cols;
+            let too_long = !fits(&one_line(&format!("{cur}{piece}")));
             let too_slow = w.end - start > opts.max_duration;
             if gap >= opts.pause || too_long || too_slow {
                 cues.push(Cue {
@@ -139,7 +139,7 @@ pub fn build_cues(text: &str, words: &[WordTiming], opts: &CueOptions) -> Vec<Cu
     let mut pending: Option<Cue> = None;
     for c in cues {
         let c = match pending.take() {
-            Some(p) if columns(&p.text) + 1 + columns(&c.text) <= max_cols => Cue {
+            Some(p) if fits(&format!("{} {}", p.text, c.text)) => Cue {
                 start: p.start,
                 end: c.end.max(p.end),
                 text: format!("{} {}", p.text, c.text),
@@ -167,44 +167,51 @@ pub fn build_cues(text: &str, words: &[WordTiming], opts: &CueOptions) -> Vec<Cu
         }
     }
     for c in &mut cues {
-        c.text = wrap(&c.text, opts.max_line_columns);
+        c.text = match layout(&c.text, opts.max_line_columns, opts.max_lines) {
+            Some(lines) => lines.join("\n"),
+            // A single word wider than the cue: nothing better than one long line.
+            None => c.text.clone(),
+        };
     }
     cues.retain(|c| !c.text.is_empty());
     cues
 }
 
-/// Breaks `text` into two balanced lines when it is wider than `cols`: at the space nearest
-/// the middle, or (text without spaces, e.g. Chinese) at the middle character.
-fn wrap(text: &str, cols: usize) -> String {
+/// Lays `text` out in at most `max_lines` lines of `cols` columns: one line when it fits,
+/// else two lines as balanced as possible, broken at a space, or between characters for text
+/// written without spaces (Chinese, Japanese). `None` when it does not fit.
+fn layout(text: &str, cols: usize, max_lines: usize) -> Option<Vec<String>> {
     if columns(text) <= cols {
-        return text.to_string();
+        return Some(vec![text.to_string()]);
     }
-    let half = columns(text) / 2;
-    let mut best: Option<(usize, usize)> = None;
-    let mut width: usize = 0;
+    if max_lines < 2 {
+        return None;
+    }
+    let has_spaces = text.contains(' ');
+    let mut best: Option<(usize, usize, usize)> = None; // (max width, cut start, cut end)
+    let mut width = 0;
     for (i, c) in text.char_indices() {
-        if c == ' ' {
-            let d = width.abs_diff(half);
-            if best.is_none_or(|(_, bd)| d < bd) {
-                best = Some((i, d));
+        let cut = if has_spaces {
+            (c == ' ').then_some((i, i + 1))
+        } else {
+            (i > 0).then_some((i, i))
+        };
+        if let Some((a, b)) = cut {
+            let left = width;
+            let right = columns(&text[b..]);
+            let worst = left.max(right);
+            if left <= cols && right <= cols && best.is_none_or(|(w, _, _)| worst < w) {
+                best = Some((worst, a, b));
             }
         }
         width += if is_wide(c) { 2 } else { 1 };
     }
-    match best {
-        Some((i, _)) => format!("{}\n{}", text[..i].trim_end(), text[i + 1..].trim_start()),
-        None => {
-            let mut width = 0;
-            let cut = text
-                .char_indices()
-                .find(|(_, c)| {
-                    width += if is_wide(*c) { 2 } else { 1 };
-                    width > half
-                })
-                .map_or(text.len(), |(i, _)| i);
-            format!("{}\n{}", &text[..cut], &text[cut..])
-        }
-    }
+    best.map(|(_, a, b)| {
+        vec![
+            text[..a].trim_end().to_string(),
+            text[b..].trim_start().to_string(),
+        ]
+    })
 }
 
 /// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT).
@@ -347,7 +354,20 @@ mod tests {
     #[test]
     fn cjk_width_and_formats() {
         assert_eq!(columns("我用iPhone"), 10);
-        assert_eq!(wrap(&"字".repeat(30), 42).lines().count(), 2);
+        let cjk = layout(&"字".repeat(30), 42, 2).unwrap();
+        assert_eq!(cjk.len(), 2);
+        assert!(cjk.iter().all(|l| columns(l) <= 42));
+        assert!(layout(&"字".repeat(50), 42, 2).is_none());
+        let two = layout(
+            "aaaa bbbbbbbbbb cccc dddddddddddddddddddd eeeeeeeeeee ffff",
+            42,
+            2,
+        )
+        .unwrap();
+        assert!(
+            two.len() == 2 && two.iter().all(|l| columns(l) <= 42),
+            "{two:?}"
+        );
         let cues = vec![Cue {
             start: 1.0,
             end: 2.5,
