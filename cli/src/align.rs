@@ -8,11 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use qwen3_speech::subtitles::{CueOptions, build_cues, timestamp, to_srt, to_vtt};
-use qwen3_speech::{
-    Aligner, AlignerConfig, AudioInput, ComputeDType, DeviceSpec, EncoderAttention, FetchOptions,
-    WordTiming,
-};
+use qwen3_speech::{Aligner, AlignerConfig, AudioInput, FetchOptions, WordTiming};
 
+use crate::RuntimeArgs;
 use crate::output::{Format, words_json};
 
 #[derive(Args, Debug)]
@@ -40,15 +38,8 @@ pub struct AlignArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value = "json")]
     format: Format,
-    /// Audio encoder attention: windowed (as the models were trained) or full.
-    #[arg(long, default_value = "windowed")]
-    attention: EncoderAttention,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "auto")]
-    device: DeviceSpec,
-    /// f32, bf16 or f16 (default: f32 on CPU, bf16 on CUDA).
-    #[arg(long)]
-    dtype: Option<ComputeDType>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
     /// No progress bar while downloading.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -65,9 +56,9 @@ pub fn run(args: AlignArgs) -> Result<ExitCode> {
         bail!("the transcript is empty");
     }
     let config = AlignerConfig {
-        device: args.device,
-        dtype: args.dtype,
-        attention: args.attention,
+        device: args.runtime.device,
+        dtype: args.runtime.dtype,
+        attention: args.runtime.attention,
         fetch: FetchOptions::from_env().with_progress(!args.quiet),
     };
     let aligner = Aligner::new(&args.model, config)

@@ -8,8 +8,9 @@ mod transcribe;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use qwen3_speech::engine::hub;
+use qwen3_speech::{ComputeDType, DeviceSpec, EncoderAttention};
 use qwen3_speech::{FetchOptions, ModelSource};
 
 #[derive(Parser)]
@@ -45,6 +46,20 @@ enum Command {
     },
     /// Measure speed and memory (`bench asr`), side by side with the PyTorch reference.
     Bench(bench::BenchArgs),
+}
+
+/// Where and how the models run (shared by the subcommands that load models).
+#[derive(Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    /// Audio encoder attention: windowed (as the models were trained) or full.
+    #[arg(long, default_value = "windowed")]
+    pub attention: EncoderAttention,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceSpec,
+    /// f32, bf16 or f16 (default: f32 on CPU, bf16 on CUDA).
+    #[arg(long)]
+    pub dtype: Option<ComputeDType>,
 }
 
 fn main() -> ExitCode {

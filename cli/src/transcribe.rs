@@ -9,11 +9,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use qwen3_speech::engine::sampling::SamplingConfig;
-use qwen3_speech::{
-    AudioInput, ComputeDType, DeviceSpec, EncoderAttention, FetchOptions, Transcriber,
-    TranscriberConfig,
-};
+use qwen3_speech::{AudioInput, FetchOptions, Transcriber, TranscriberConfig};
 
+use crate::RuntimeArgs;
 use crate::output::{Format, render};
 
 #[derive(Args, Debug)]
@@ -40,15 +38,8 @@ pub struct TranscribeArgs {
     /// Token budget per piece of audio (default: scaled with the audio's duration).
     #[arg(long)]
     max_new_tokens: Option<usize>,
-    /// Audio encoder attention: windowed (as the models were trained) or full.
-    #[arg(long, default_value = "windowed")]
-    attention: EncoderAttention,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "auto")]
-    device: DeviceSpec,
-    /// f32, bf16 or f16 (default: f32 on CPU, bf16 on CUDA).
-    #[arg(long)]
-    dtype: Option<ComputeDType>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
     /// Split long audio into pieces of at most this many seconds.
     #[arg(long, default_value_t = 1200.0)]
     chunk_seconds: f64,
@@ -91,9 +82,9 @@ pub fn run(args: TranscribeArgs) -> Result<ExitCode> {
         language: args.language.clone(),
         context: args.context.clone(),
         max_new_tokens: args.max_new_tokens,
-        attention: args.attention,
-        device: args.device,
-        dtype: args.dtype,
+        attention: args.runtime.attention,
+        device: args.runtime.device,
+        dtype: args.runtime.dtype,
         sampling,
         chunk_seconds: args.chunk_seconds,
         batch_size: args.batch_size,
