@@ -1,5 +1,6 @@
 //! `qwen3-speech bench asr`: speed of the engine on a full-size Qwen3-ASR checkpoint, side by
 //! side with the PyTorch reference measured the same way on the same machine.
+//! (`qwen3-speech bench align` does the same for the forced aligner: see [`align`].)
 //!
 //! The checkpoint and the clips come from `tools/bench/make_asr_checkpoint.py` (random weights,
 //! released 0.6B shapes; `<model>/bench-audio/speech_{10s,60s}.wav`). The reference numbers come
@@ -41,6 +42,8 @@ use qwen3_speech::{
     ComputeDType, DeviceSpec, EncoderAttention, ModelDir, Transcriber, TranscriberConfig,
 };
 
+mod align;
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -51,6 +54,9 @@ pub struct BenchArgs {
 enum BenchWhat {
     /// Qwen3-ASR: encoder, prefill, decode, end to end and memory, against the PyTorch reference.
     Asr(AsrBenchArgs),
+    /// Qwen3-ForcedAligner: alignment of a 60 s clip (features, encoder, decoder, end to end)
+    /// and memory, against the PyTorch reference.
+    Align(align::AlignBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -93,6 +99,7 @@ struct AsrBenchArgs {
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     match args.what {
         BenchWhat::Asr(a) => bench_asr(a),
+        BenchWhat::Align(a) => align::bench_align(a),
     }
 }
 
@@ -418,23 +425,26 @@ fn reference_python() -> PathBuf {
     }
 }
 
-fn reference_script() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("QWEN3_SPEECH_REFERENCE_SCRIPT") {
+/// `tools/bench/<name>`, or the file `$<env_var>` names.
+fn reference_script(name: &str, env_var: &str) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env_var) {
         return Ok(PathBuf::from(p));
     }
     let candidates = [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/bench/reference_asr.py"),
-        PathBuf::from("tools/bench/reference_asr.py"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tools/bench")
+            .join(name),
+        Path::new("tools/bench").join(name),
     ];
     candidates
         .into_iter()
         .find(|p| p.is_file())
-        .context("tools/bench/reference_asr.py not found; set QWEN3_SPEECH_REFERENCE_SCRIPT")
+        .with_context(|| format!("tools/bench/{name} not found; set {env_var}"))
 }
 
 fn run_reference(args: &AsrBenchArgs, threads: usize) -> Result<Value> {
     let python = reference_python();
-    let script = reference_script()?;
+    let script = reference_script("reference_asr.py", "QWEN3_SPEECH_REFERENCE_SCRIPT")?;
     let out = std::env::temp_dir().join(format!(
         "qwen3-speech-bench-reference-{}.json",
         std::process::id()
@@ -522,7 +532,12 @@ struct StepParts {
 }
 
 fn threads_setting(args: &AsrBenchArgs) -> usize {
-    if let Some(n) = args.threads {
+    threads_from(args.threads)
+}
+
+/// `--threads`, else `$RAYON_NUM_THREADS`, else every core.
+fn threads_from(threads: Option<usize>) -> usize {
+    if let Some(n) = threads {
         return n.max(1);
     }
     std::env::var("RAYON_NUM_THREADS")
@@ -612,6 +627,23 @@ fn bench_asr(args: AsrBenchArgs) -> Result<ExitCode> {
         log(format!("wrote {}", path.display()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints how busy the rest of the machine was during `who`'s part ([`MachineWatch::report`]);
+/// above 0.1 cores of other processes the run is marked NOT QUIET.
+fn print_machine(who: &str, m: &Value) {
+    let cores = m["background_cpu_cores"].as_f64();
+    println!(
+        "machine during {who}: other processes used {} cores on average, loadavg {} -> {}{}",
+        cores.map_or_else(|| "?".to_owned(), |c| format!("{c:.2}")),
+        m["loadavg_start"],
+        m["loadavg_end"],
+        if cores.unwrap_or(0.0) > 0.1 {
+            "  << NOT QUIET: timings are not trustworthy"
+        } else {
+            ""
+        }
+    );
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -1249,24 +1281,10 @@ impl Report<'_> {
             med(p, |p| p.head)
         );
         println!();
-        let quiet = |who: &str, m: &Value| {
-            let cores = m["background_cpu_cores"].as_f64();
-            println!(
-                "machine during {who}: other processes used {} cores on average, loadavg {} -> {}{}",
-                cores.map_or_else(|| "?".to_owned(), |c| format!("{c:.2}")),
-                m["loadavg_start"],
-                m["loadavg_end"],
-                if cores.unwrap_or(0.0) > 0.1 {
-                    "  << NOT QUIET: timings are not trustworthy"
-                } else {
-                    ""
-                }
-            );
-        };
         if let Some(r) = self.reference {
-            quiet("pytorch", &r["machine"]);
+            print_machine("pytorch", &r["machine"]);
         }
-        quiet("rust", self.machine_rust);
+        print_machine("rust", self.machine_rust);
         Value::Array(rows)
     }
 }
