@@ -16,6 +16,7 @@ pub use qwen3_speech_models as models;
 
 mod alignment;
 pub mod subtitles;
+pub mod synthesizer;
 mod transcriber;
 
 pub use aligner::WordTiming;
@@ -24,6 +25,10 @@ pub use engine::device::{ComputeDType, DeviceSpec};
 pub use engine::hub::{FetchOptions, ModelDir, ModelSource};
 pub use engine::{Error, Result};
 pub use models::asr::EncoderAttention;
+pub use synthesizer::{
+    Audio, SpeakRequest, Synthesis, SynthesisOptions, Synthesizer, SynthesizerConfig, TextInput,
+    VoiceReference,
+};
 pub use transcriber::{
     AudioInput, Segment, Transcriber, TranscriberConfig, Transcription, load_input,
 };

@@ -3,6 +3,7 @@
 mod align;
 mod bench;
 mod output;
+mod speak;
 mod transcribe;
 
 use std::process::ExitCode;
@@ -44,6 +45,10 @@ enum Command {
         /// A local model folder or a hub repo id.
         model: String,
     },
+    /// Say text with Qwen3-TTS (named speakers, a designed voice, or a cloned voice) into a WAV file.
+    Speak(speak::SpeakArgs),
+    /// List the speakers and languages of a Qwen3-TTS model.
+    Speakers(speak::SpeakersArgs),
     /// Measure speed and memory (`bench asr`), side by side with the PyTorch reference.
     Bench(bench::BenchArgs),
 }
@@ -69,6 +74,8 @@ fn main() -> ExitCode {
         Command::Align(args) => align::run(args),
         Command::Fetch { model, quiet } => fetch(&model, !quiet).map(|_| ExitCode::SUCCESS),
         Command::Info { model } => info(&model).map(|_| ExitCode::SUCCESS),
+        Command::Speak(args) => speak::run(args),
+        Command::Speakers(args) => speak::run_speakers(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

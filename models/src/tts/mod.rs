@@ -4,6 +4,8 @@
 pub mod config;
 pub mod generate;
 pub mod prompt;
+pub mod pipeline;
+pub mod speaker_encoder;
 pub mod talker;
 
 pub use config::{TalkerConfig, TtsConfig, TtsGenerationConfig, TtsModelType};

@@ -1,0 +1,209 @@
+//! `qwen3-speech speak` (text to a WAV file) and `qwen3-speech speakers` (what a TTS model
+//! offers).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use qwen3_speech::engine::audio::{WavFormat, write_wav};
+use qwen3_speech::synthesizer::{
+    SpeakRequest, SynthesisOptions, Synthesizer, SynthesizerConfig, TextInput, VoiceReference,
+};
+use qwen3_speech::{AudioInput, FetchOptions};
+
+use crate::RuntimeArgs;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TextInputArg {
+    /// The whole text in the prompt (the reference's `non_streaming_mode=True`).
+    Whole,
+    /// One text token per generated frame (`non_streaming_mode=False`).
+    Streaming,
+}
+
+#[derive(Args, Debug)]
+pub struct SpeakArgs {
+    /// A local Qwen3-TTS folder or a hub repo id (e.g. Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice).
+    #[arg(long, short = 'm')]
+    model: String,
+    /// The text to say.
+    #[arg(long, conflicts_with = "text_file", required_unless_present = "text_file")]
+    text: Option<String>,
+    /// A file holding the text (UTF-8).
+    #[arg(long, value_name = "F")]
+    text_file: Option<PathBuf>,
+    /// Language of the text (see `speakers`), or auto.
+    #[arg(long, short = 'l', default_value = "auto")]
+    language: String,
+    /// A named speaker (CustomVoice models; see `speakers`).
+    #[arg(long)]
+    speaker: Option<String>,
+    /// Speaking style (CustomVoice 1.7B) or a description of the voice (VoiceDesign).
+    #[arg(long)]
+    instruct: Option<String>,
+    /// A clip of the voice to clone (Base models).
+    #[arg(long, value_name = "WAV")]
+    ref_audio: Option<PathBuf>,
+    /// Transcript of --ref-audio (in-context cloning).
+    #[arg(long, requires = "ref_audio", conflicts_with = "x_vector_only")]
+    ref_text: Option<String>,
+    /// Clone from the speaker embedding of --ref-audio alone (no transcript needed).
+    #[arg(long, requires = "ref_audio")]
+    x_vector_only: bool,
+    /// Output WAV file.
+    #[arg(long, short = 'o', value_name = "WAV")]
+    output: PathBuf,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Argmax instead of sampling (talker and code predictor).
+    #[arg(long)]
+    greedy: bool,
+    #[arg(long)]
+    temperature: Option<f32>,
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[arg(long)]
+    top_p: Option<f32>,
+    #[arg(long)]
+    repetition_penalty: Option<f32>,
+    /// Talker steps, as the reference's max_new_tokens (at most N-1 frames of 80 ms).
+    #[arg(long, value_name = "N")]
+    max_frames: Option<usize>,
+    /// How the text reaches the model (default: whole, streaming for voice clones).
+    #[arg(long, value_enum)]
+    text_input: Option<TextInputArg>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+fn load(model: &str, runtime: &RuntimeArgs, quiet: bool) -> Result<Synthesizer> {
+    let config = SynthesizerConfig {
+        device: runtime.device,
+        dtype: runtime.dtype,
+        fetch: FetchOptions::from_env().with_progress(!quiet),
+    };
+    Synthesizer::new(model, config).with_context(|| format!("cannot load the TTS model '{model}'"))
+}
+
+pub fn run(args: SpeakArgs) -> Result<ExitCode> {
+    let text = match (&args.text, &args.text_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the text file {}", f.display()))?,
+        (None, None) => bail!("give the text with --text or --text-file"),
+    };
+    if text.trim().is_empty() {
+        bail!("the text is empty");
+    }
+    let synth = load(&args.model, &args.runtime, args.quiet)?;
+    let reference = match &args.ref_audio {
+        Some(path) => {
+            let samples = Synthesizer::load_reference(AudioInput::Path(path))
+                .with_context(|| format!("cannot use the reference clip {}", path.display()))?;
+            Some(VoiceReference {
+                samples_24k: samples,
+                text: args.ref_text.clone(),
+                x_vector_only: args.x_vector_only,
+            })
+        }
+        None => None,
+    };
+    let request = SpeakRequest {
+        text: text.trim().to_owned(),
+        language: Some(args.language.clone()),
+        speaker: args.speaker.clone(),
+        instruct: args.instruct.clone(),
+        reference,
+        text_input: args.text_input.map(|t| match t {
+            TextInputArg::Whole => TextInput::Whole,
+            TextInputArg::Streaming => TextInput::Streaming,
+        }),
+    };
+    let options = SynthesisOptions {
+        seed: args.seed,
+        greedy: args.greedy,
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        repetition_penalty: args.repetition_penalty,
+        max_frames: args.max_frames,
+    };
+    let start = std::time::Instant::now();
+    let out = synth.speak(&request, &options)?;
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
+    }
+    write_wav(&args.output, &out.audio.samples, out.audio.sample_rate, WavFormat::Pcm16)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    if !args.quiet {
+        let secs = start.elapsed().as_secs_f64();
+        let dur = out.audio.duration_seconds();
+        eprintln!(
+            "{}: {:.2} s of audio ({} frames) in {:.2} s (real-time factor {:.2}){}",
+            args.output.display(),
+            dur,
+            out.frames.len(),
+            secs,
+            if dur > 0.0 { secs / dur } else { f64::NAN },
+            if out.truncated { ", stopped at --max-frames" } else { "" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct SpeakersArgs {
+    /// A local Qwen3-TTS folder or a hub repo id.
+    #[arg(long, short = 'm')]
+    model: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+pub fn run_speakers(args: SpeakersArgs) -> Result<ExitCode> {
+    let synth = load(&args.model, &args.runtime, true)?;
+    let cfg = synth.model().config();
+    let speakers = synth.speakers();
+    let languages = synth.languages();
+    if args.json {
+        let spk: Vec<serde_json::Value> = speakers
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s,
+                    "dialect": cfg.talker_config.spk_is_dialect.get(s).cloned().flatten(),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "model_type": synth.model_type().as_str(),
+            "speakers": spk,
+            "languages": languages,
+            "instruct": cfg.honours_instruct() && synth.model_type() != qwen3_speech::synthesizer::TtsModelType::Base,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("model type: {}", synth.model_type().as_str());
+    if speakers.is_empty() {
+        println!("speakers: none (this model type has no named speakers)");
+    } else {
+        println!("speakers:");
+        for s in &speakers {
+            match cfg.talker_config.spk_is_dialect.get(s).cloned().flatten() {
+                Some(d) => println!("  {s} ({d})"),
+                None => println!("  {s}"),
+            }
+        }
+    }
+    println!("languages: {}", languages.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
