@@ -263,9 +263,10 @@ impl TtsModel {
                     return Err(self.unsupported("voice cloning from a reference clip (use a Base model)"));
                 }
                 if instruct.is_none() {
-                    return Err(Error::InvalidArgument(
-                        "a VoiceDesign model needs a voice description (instruct)".into(),
-                    ));
+                    // The reference accepts this (no instruction block); say what happens.
+                    warnings.push(
+                        "no voice description (instruct) was given: the model picks a voice".into(),
+                    );
                 }
             }
             TtsModelType::Base => {
