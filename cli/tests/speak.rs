@@ -1,0 +1,218 @@
+//! `qwen3-speech speak` and `speakers` end to end on the tiny TTS checkpoints: the documented
+//! flags, the WAV written, the same greedy codes as the library, and one-line errors.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixture(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qwen3-speech"))
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn read_wav(path: &std::path::Path) -> (u32, Vec<i16>) {
+    let mut r = hound::WavReader::open(path).expect("a WAV file");
+    let rate = r.spec().sample_rate;
+    (rate, r.samples::<i16>().map(|s| s.unwrap()).collect())
+}
+
+#[test]
+fn speak_writes_a_wav_with_every_documented_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.wav");
+    let o = run(&[
+        "speak",
+        "--model",
+        &fixture("tts-tiny/custom_voice"),
+        "--text",
+        "Hello world.",
+        "--language",
+        "English",
+        "--speaker",
+        "Ryan",
+        "-o",
+        out.to_str().unwrap(),
+        "--seed",
+        "7",
+        "--greedy",
+        "--temperature",
+        "0.8",
+        "--top-k",
+        "20",
+        "--top-p",
+        "0.9",
+        "--repetition-penalty",
+        "1.05",
+        "--max-frames",
+        "12",
+        "--text-input",
+        "streaming",
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (rate, samples) = read_wav(&out);
+    assert_eq!(rate, 24_000);
+    // cv_ryan_en_stream stops on EOS after 6 frames of 48 samples (the tiny codec).
+    assert_eq!(samples.len(), 6 * 48);
+    assert!(samples.iter().any(|&s| s != 0));
+    assert!(stderr(&o).contains("6 frames"), "{}", stderr(&o));
+}
+
+#[test]
+fn speak_reports_the_frame_limit_and_voice_clone_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("limit.wav");
+    let o = run(&[
+        "speak",
+        "--model",
+        &fixture("tts-tiny/custom_voice"),
+        "--text",
+        "Hello world.",
+        "--speaker",
+        "vivian",
+        "-o",
+        out.to_str().unwrap(),
+        "--max-frames",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("frame limit"), "{}", stderr(&o));
+    assert_eq!(read_wav(&out).1.len(), 2 * 48);
+
+    // Voice clone from a reference file, x-vector only and in context.
+    let clip = dir.path().join("ref.wav");
+    let tone: Vec<f32> = (0..24_000)
+        .map(|i| 0.3 * (i as f32 * 0.05).sin())
+        .collect();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 24_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&clip, spec).unwrap();
+    for s in &tone {
+        w.write_sample(*s).unwrap();
+    }
+    w.finalize().unwrap();
+    let base = fixture_base();
+    for extra in [&["--x-vector-only"][..], &["--ref-text", "A steady tone."][..]] {
+        let mut args = vec![
+            "speak",
+            "--model",
+            &base,
+            "--text",
+            "Hi.",
+            "--ref-audio",
+            clip.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--max-frames",
+            "4",
+            "--greedy",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        assert_eq!(read_wav(&out).1.len(), 3 * 48, "{extra:?}");
+    }
+}
+
+fn fixture_base() -> String {
+    fixture("tts-tiny/base")
+}
+
+#[test]
+fn speak_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.wav");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--speaker", "nobody"], "unknown speaker"),
+        (&["--language", "klingon"], "unsupported language"),
+        (&["--ref-audio", "/nonexistent.wav", "--x-vector-only"], "reference clip"),
+    ];
+    let cv = fixture("tts-tiny/custom_voice");
+    for (extra, want) in cases {
+        let mut args = vec![
+            "speak",
+            "--model",
+            &cv,
+            "--text",
+            "Hi.",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}");
+        let e = stderr(&o);
+        assert!(e.contains(want), "{extra:?}: {e}");
+        assert_eq!(e.trim().lines().count(), 1, "{extra:?}: {e}");
+        assert!(!out.exists());
+    }
+    // A Base model without a reference clip.
+    let o = run(&[
+        "speak",
+        "--model",
+        &fixture_base(),
+        "--text",
+        "Hi.",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("reference clip"), "{}", stderr(&o));
+    // Not a TTS model.
+    let o = run(&[
+        "speak",
+        "--model",
+        &fixture("asr-tiny"),
+        "--text",
+        "Hi.",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn speakers_lists_speakers_dialects_and_languages() {
+    let o = run(&["speakers", "--model", &fixture("tts-tiny/custom_voice"), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["model_type"], "custom_voice");
+    let names: Vec<&str> = v["speakers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dylan", "eric", "ryan", "vivian"]);
+    assert_eq!(v["speakers"][0]["dialect"], "beijing_dialect");
+    assert_eq!(v["languages"][0], "auto");
+    assert!(
+        !v["languages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("dialect"))
+    );
+    let o = run(&["speakers", "--model", &fixture("tts-tiny/voice_design")]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("speakers: none"));
+}
