@@ -486,3 +486,82 @@ fn generation_defaults_come_from_generation_config() {
     assert_eq!((g.top_k, g.max_new_tokens), (50, 8192));
     assert!((g.temperature - 0.9).abs() < 1e-6 && (g.repetition_penalty - 1.05).abs() < 1e-6);
 }
+
+/// Sampled runs replayed with the reference's random draws: torch's multinomial is
+/// `argmax(p / q)` with Exp(1) noise `q`; feeding the recorded `q` to our probabilities must
+/// give the reference's codes (temperature, top-k, top-p, repetition penalty, sub-talker
+/// settings).
+#[test]
+fn sampled_runs_match_with_the_reference_draws() {
+    use qwen3_speech::models::tts::{DrawSite, FrameSession};
+    let m = model("custom_voice");
+    let t = tensors("custom_voice", "sampling.safetensors");
+    let cases: Vec<Value> = cases("custom_voice")
+        .into_iter()
+        .filter(|c| c["name"].as_str().unwrap().starts_with("cv_sampled"))
+        .collect();
+    assert_eq!(cases.len(), 2);
+    for case in cases {
+        let name = case["name"].as_str().unwrap().to_owned();
+        let k = &case["merged_generate_kwargs"];
+        let f = |key: &str| k[key].as_f64().unwrap() as f32;
+        let mut s = m.default_sampling(0);
+        s.talker.do_sample = k["do_sample"].as_bool().unwrap();
+        s.talker.temperature = f("temperature");
+        s.talker.top_k = k["top_k"].as_u64().unwrap() as usize;
+        s.talker.top_p = f("top_p");
+        s.talker.repetition_penalty = f("repetition_penalty");
+        s.code_predictor.do_sample = k["subtalker_dosample"].as_bool().unwrap();
+        s.code_predictor.temperature = f("subtalker_temperature");
+        s.code_predictor.top_k = k["subtalker_top_k"].as_u64().unwrap() as usize;
+        s.code_predictor.top_p = f("subtalker_top_p");
+        s.max_new_tokens = k["max_new_tokens"].as_u64().unwrap() as usize;
+        let order = case["sampling"]["draw_order"].as_array().unwrap().clone();
+        let mut next = 0usize;
+        let prepared = prepare_case(&m, &case);
+        let draws = |site: DrawSite, p: &[f32]| {
+            let d = &order[next];
+            let kind = d["kind"].as_str().unwrap();
+            match site {
+                DrawSite::Talker { .. } => assert_eq!(kind, "talker", "{name} draw {next}"),
+                DrawSite::CodePredictor { step, .. } => {
+                    assert_eq!(kind, "code_predictor", "{name} draw {next}");
+                    assert_eq!(d["sub_step"].as_u64().unwrap() as usize, step);
+                }
+            }
+            let want_p = to_f32_vec(&t[&format!("{name}.draw{next}.p")]);
+            let q = to_f32_vec(&t[&format!("{name}.draw{next}.q")]);
+            assert_eq!(p.len(), want_p.len());
+            let max = p
+                .iter()
+                .zip(&want_p)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(max <= 1e-5, "{name} draw {next}: probabilities differ by {max:e}");
+            let mut best = (0usize, f32::NEG_INFINITY);
+            for (i, (pi, qi)) in p.iter().zip(&q).enumerate() {
+                let v = pi / qi;
+                if v > best.1 {
+                    best = (i, v);
+                }
+            }
+            let want = to_u32_vec(&t[&format!("{name}.draw{next}.id")])[0];
+            assert_eq!(best.0 as u32, want, "{name} draw {next}");
+            next += 1;
+            Ok(best.0 as u32)
+        };
+        let prompts: Vec<_> = prepared.iter().map(|p| p.prompt.clone()).collect();
+        let out = FrameSession::new_with_draws(
+            m.talker(),
+            m.config(),
+            &prompts,
+            &s,
+            Some(Box::new(draws)),
+        )
+        .unwrap()
+        .run_to_end()
+        .unwrap();
+        let ct = tensors("custom_voice", "cases.safetensors");
+        assert_eq!(out[0].0, expected_codes(&ct, &name, 0), "{name} codes");
+    }
+}

@@ -120,6 +120,28 @@ impl Sampler {
         let u: f64 = self.rng.random();
         pick_by_uniform(&probs, u)
     }
+
+    /// Like [`Sampler::sample`], but the random draw from the final probabilities is made by
+    /// `draw` instead of this sampler's generator (golden tests replay the reference's draws;
+    /// greedy decoding never calls it).
+    pub fn sample_with(
+        &mut self,
+        logits: &mut [f32],
+        generated: &[u32],
+        constraints: &TokenConstraints,
+        draw: &mut dyn FnMut(&[f32]) -> Result<u32>,
+    ) -> Result<u32> {
+        process_logits(
+            logits,
+            generated,
+            constraints,
+            self.config.repetition_penalty,
+        );
+        if !self.config.do_sample {
+            return argmax(logits);
+        }
+        draw(&warp_to_probs(logits, &self.config))
+    }
 }
 
 /// Steps 1-3: repetition penalty, minimum length, suppression. In place.

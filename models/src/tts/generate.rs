@@ -73,6 +73,18 @@ struct Row {
     predictor_sampler: Sampler,
 }
 
+/// Which sampler a replayed draw is for ([`FrameSession::replay_draws`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrawSite {
+    /// Code 0 of sample `row`.
+    Talker { row: usize },
+    /// Code `step + 1` of sample `row`.
+    CodePredictor { row: usize, step: usize },
+}
+
+/// Makes a sampled draw from final probabilities instead of the samplers' own generators.
+pub type DrawFn<'a> = Box<dyn FnMut(DrawSite, &[f32]) -> Result<u32> + 'a>;
+
 /// A batch of samples being generated, one frame per [`FrameSession::step`].
 pub struct FrameSession<'a> {
     talker: &'a Talker,
@@ -91,6 +103,7 @@ pub struct FrameSession<'a> {
     eos: u32,
     pad_vector: Tensor,
     done: bool,
+    draw: Option<DrawFn<'a>>,
 }
 
 impl<'a> FrameSession<'a> {
@@ -101,6 +114,18 @@ impl<'a> FrameSession<'a> {
         cfg: &TtsConfig,
         prompts: &[TalkerPrompt],
         sampling: &FrameSampling,
+    ) -> Result<Self> {
+        Self::new_with_draws(talker, cfg, prompts, sampling, None)
+    }
+
+    /// [`FrameSession::new`] whose sampled draws (talker and code predictor, in generation
+    /// order) are made by `draw`: golden tests replay the reference's random draws with it.
+    pub fn new_with_draws(
+        talker: &'a Talker,
+        cfg: &TtsConfig,
+        prompts: &[TalkerPrompt],
+        sampling: &FrameSampling,
+        draw: Option<DrawFn<'a>>,
     ) -> Result<Self> {
         if prompts.is_empty() {
             return Err(Error::InvalidArgument("nothing to synthesize".into()));
@@ -185,6 +210,7 @@ impl<'a> FrameSession<'a> {
             eos: t.codec_eos_token_id,
             pad_vector,
             done: false,
+            draw,
         };
         session.sample_code0()?;
         Ok(session)
@@ -195,14 +221,22 @@ impl<'a> FrameSession<'a> {
         let logits = self.talker.logits(&self.hidden)?;
         let mut logits: Vec<Vec<f32>> = logits.to_vec2()?;
         let mut pending = Vec::with_capacity(self.rows.len());
-        for (row, l) in self.rows.iter_mut().zip(logits.iter_mut()) {
+        for (i, (row, l)) in self.rows.iter_mut().zip(logits.iter_mut()).enumerate() {
             let code = if row.finished.is_some() {
                 // As transformers: finished rows are fed the pad id (= EOS) until all stop.
                 self.eos
             } else {
-                let c = row
-                    .talker_sampler
-                    .sample(l, &row.code0_history, &self.constraints)?;
+                let c = match self.draw.as_mut() {
+                    None => row
+                        .talker_sampler
+                        .sample(l, &row.code0_history, &self.constraints)?,
+                    Some(d) => row.talker_sampler.sample_with(
+                        l,
+                        &row.code0_history,
+                        &self.constraints,
+                        &mut |p| d(DrawSite::Talker { row: i }, p),
+                    )?,
+                };
                 row.code0_history.push(c);
                 if c == self.eos {
                     row.finished = Some(FrameStop::Eos);
@@ -252,12 +286,18 @@ impl<'a> FrameSession<'a> {
         let talker = self.talker;
         let code0 = talker.codec(&self.pending)?;
         let rows = &mut self.rows;
+        let draw = &mut self.draw;
+        let none = TokenConstraints::default();
         let rest = talker
             .code_predictor()
-            .predict(&self.hidden, &code0, |r, _step, logits| {
-                rows[r]
-                    .predictor_sampler
-                    .sample(logits, &[], &TokenConstraints::default())
+            .predict(&self.hidden, &code0, |r, step, logits| {
+                let sampler = &mut rows[r].predictor_sampler;
+                match draw.as_mut() {
+                    None => sampler.sample(logits, &[], &none),
+                    Some(d) => sampler.sample_with(logits, &[], &none, &mut |p| {
+                        d(DrawSite::CodePredictor { row: r, step }, p)
+                    }),
+                }
             })?;
         let frames: Vec<Vec<u32>> = self
             .pending

@@ -9,6 +9,6 @@ pub mod speaker_encoder;
 pub mod talker;
 
 pub use config::{TalkerConfig, TtsConfig, TtsGenerationConfig, TtsModelType};
-pub use generate::{FrameSampling, FrameSession, FrameStop};
+pub use generate::{DrawFn, DrawSite, FrameSampling, FrameSession, FrameStop};
 pub use prompt::{IclReference, PromptSpec, SpeakerSlot, TalkerPrompt, build_prompt};
 pub use talker::{CodePredictor, Talker};
