@@ -26,8 +26,8 @@ pub use engine::hub::{FetchOptions, ModelDir, ModelSource};
 pub use engine::{Error, Result};
 pub use models::asr::EncoderAttention;
 pub use synthesizer::{
-    Audio, SpeakRequest, Synthesis, SynthesisOptions, Synthesizer, SynthesizerConfig, TextInput,
-    VoiceReference,
+    Audio, AudioStream, SpeakRequest, StreamOptions, Synthesis, SynthesisOptions, Synthesizer,
+    SynthesizerConfig, TextInput, VoiceReference,
 };
 pub use transcriber::{
     AudioInput, Segment, Transcriber, TranscriberConfig, Transcription, load_input,

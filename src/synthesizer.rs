@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::codecs::{Codes, IncrementalDecoder};
 use crate::engine::audio::{self, decode_file};
 use crate::engine::device::{ComputeDType, DeviceSpec, Placement};
 use crate::engine::hub::{self, FetchOptions, ModelDir, ModelSource};
@@ -167,13 +168,52 @@ impl Synthesizer {
 
     /// Starts a synthesis whose frames arrive one by one ([`FrameStream`]); decode them as
     /// they come (the streaming issue's incremental decoder) or collect them.
-    pub fn frames(&self, request: &SpeakRequest, options: &SynthesisOptions) -> Result<FrameStream<'_>> {
+    pub fn frames(
+        &self,
+        request: &SpeakRequest,
+        options: &SynthesisOptions,
+    ) -> Result<FrameStream<'_>> {
         let prepared = self.model.prepare(request)?;
         let session = self.model.start(&[&prepared], &self.sampling(options))?;
         Ok(FrameStream {
             session,
             prepared,
             frames: Vec::new(),
+        })
+    }
+
+    /// Synthesizes `request` as a stream of audio chunks produced while the frames are
+    /// generated: the first chunk after `stream.first_chunk_frames` frames, then one every
+    /// `stream.chunk_frames` frames. The 12 Hz decoder is causal, so each chunk is final; the
+    /// concatenated chunks equal [`Synthesizer::speak`]'s audio (up to float rounding; for
+    /// in-context clones the reference part is cut at exactly `M` frames where the offline
+    /// decode's proportional cut can fall one sample earlier).
+    pub fn speak_stream(
+        &self,
+        request: &SpeakRequest,
+        options: &SynthesisOptions,
+        stream: &StreamOptions,
+    ) -> Result<AudioStream<'_>> {
+        if stream.first_chunk_frames == 0 || stream.chunk_frames == 0 {
+            return Err(Error::InvalidArgument(
+                "audio chunks must hold at least one frame".into(),
+            ));
+        }
+        let codec = self.model.speech_tokenizer().as_codec12().ok_or_else(|| {
+            Error::Model("streaming synthesis needs the 12 Hz speech tokenizer".into())
+        })?;
+        let frames = self.frames(request, options)?;
+        let mut decoder = codec.incremental_decoder();
+        // In-context clones decode after their reference frames; that audio is not output.
+        if let Some(r) = frames.reference_frames() {
+            decoder.push(&Codes::from_frames(r)?)?;
+        }
+        Ok(AudioStream {
+            frames,
+            decoder,
+            options: stream.clone(),
+            chunks: 0,
+            sample_rate: self.sample_rate(),
         })
     }
 
@@ -186,7 +226,9 @@ impl Synthesizer {
                 sample_rate,
             } => {
                 if sample_rate == 0 {
-                    return Err(Error::InvalidArgument("sample rate must be positive".into()));
+                    return Err(Error::InvalidArgument(
+                        "sample rate must be positive".into(),
+                    ));
                 }
                 if sample_rate == REFERENCE_SAMPLE_RATE {
                     Ok(samples.to_vec())
@@ -205,7 +247,10 @@ fn load_reference_file(path: &Path) -> Result<Vec<f32>> {
     let rate = decoded.sample_rate;
     let mono = decoded.into_mono();
     if mono.is_empty() {
-        return Err(Error::Audio(format!("{}: the reference clip is empty", path.display())));
+        return Err(Error::Audio(format!(
+            "{}: the reference clip is empty",
+            path.display()
+        )));
     }
     if rate == REFERENCE_SAMPLE_RATE {
         Ok(mono)
@@ -262,5 +307,81 @@ impl Iterator for FrameStream<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_frame().transpose()
+    }
+}
+
+/// Chunking of [`Synthesizer::speak_stream`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Frames (80 ms each) before the first chunk: lower means earlier audio.
+    pub first_chunk_frames: usize,
+    /// Frames per later chunk.
+    pub chunk_frames: usize,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            first_chunk_frames: 2,
+            chunk_frames: 4,
+        }
+    }
+}
+
+/// Audio chunks of one synthesis, decoded while it is generated ([`Synthesizer::speak_stream`]).
+pub struct AudioStream<'a> {
+    frames: FrameStream<'a>,
+    decoder: IncrementalDecoder<'a>,
+    options: StreamOptions,
+    chunks: usize,
+    sample_rate: u32,
+}
+
+impl AudioStream<'_> {
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// The next chunk of samples, or `None` at the end.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<f32>>> {
+        let want = if self.chunks == 0 {
+            self.options.first_chunk_frames
+        } else {
+            self.options.chunk_frames
+        };
+        let mut pending = Vec::with_capacity(want);
+        while pending.len() < want {
+            match self.frames.next_frame()? {
+                Some(f) => pending.push(f),
+                None => break,
+            }
+        }
+        if pending.is_empty() {
+            return Ok(None);
+        }
+        self.chunks += 1;
+        Ok(Some(self.decoder.push(&Codes::from_frames(&pending)?)?))
+    }
+
+    /// Frames generated so far.
+    pub fn frames(&self) -> &[Vec<u32>] {
+        self.frames.frames_so_far()
+    }
+
+    /// True when generation stopped at the frame limit.
+    pub fn truncated(&self) -> bool {
+        self.frames.truncated()
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        self.frames.warnings()
+    }
+}
+
+impl Iterator for AudioStream<'_> {
+    type Item = Result<Vec<f32>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_chunk().transpose()
     }
 }

@@ -56,7 +56,9 @@ fn input<'a>(inputs: &'a Value, key: &str, b: usize) -> Option<&'a Value> {
 }
 
 fn input_str(inputs: &Value, key: &str, b: usize) -> Option<String> {
-    input(inputs, key, b).and_then(|v| v.as_str()).map(str::to_owned)
+    input(inputs, key, b)
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
 }
 
 /// The wrapper-level request of sample `b` of a case.
@@ -132,11 +134,17 @@ fn prompts_and_trailing_text_match_every_layout() {
                 let len = s["prompt_len"].as_u64().unwrap() as usize;
                 let want = expected.i((b, pad..pad + len)).unwrap();
                 let (abs, _) = diff(&p.prompt.embeds, &want);
-                assert!(abs <= 1e-5, "{ckpt}/{name}[{b}] prompt: max abs diff {abs:e}");
+                assert!(
+                    abs <= 1e-5,
+                    "{ckpt}/{name}[{b}] prompt: max abs diff {abs:e}"
+                );
                 let tl = s["trailing_len"].as_u64().unwrap() as usize;
                 let want = trailing.i((b, ..tl)).unwrap();
                 let (abs, _) = diff(&p.prompt.trailing, &want);
-                assert!(abs <= 1e-5, "{ckpt}/{name}[{b}] trailing: max abs diff {abs:e}");
+                assert!(
+                    abs <= 1e-5,
+                    "{ckpt}/{name}[{b}] trailing: max abs diff {abs:e}"
+                );
             }
         }
     }
@@ -162,7 +170,11 @@ fn greedy_codes_match_every_case_and_batch() {
             let max = case["settings"]["max_new_tokens"].as_u64().unwrap() as usize;
             let prepared = prepare_case(&m, &case);
             let refs: Vec<&PreparedRequest> = prepared.iter().collect();
-            let out = m.start(&refs, &greedy(&m, max)).unwrap().run_to_end().unwrap();
+            let out = m
+                .start(&refs, &greedy(&m, max))
+                .unwrap()
+                .run_to_end()
+                .unwrap();
             for (b, (frames, stop)) in out.iter().enumerate() {
                 let s = &case["samples"][b];
                 assert_eq!(
@@ -261,7 +273,11 @@ fn unit_tensors_match() {
         );
         // Code predictor on frame 0 (teacher-forced on the reference codes).
         let hcp = u["cp.h"].unsqueeze(0).unwrap();
-        let code0 = u["cp.code0"].to_dtype(DType::U32).unwrap().to_scalar::<u32>().unwrap();
+        let code0 = u["cp.code0"]
+            .to_dtype(DType::U32)
+            .unwrap()
+            .to_scalar::<u32>()
+            .unwrap();
         let c0 = talker.codec(&[code0]).unwrap();
         let codes = to_u32_vec(&u["cp.codes"]);
         let logits = talker
@@ -297,11 +313,13 @@ fn code0_logits_processing_matches() {
     let m = model("custom_voice");
     // The file holds -Infinity for suppressed logits (Python's JSON), which serde rejects; the
     // histories needed here are plain ids.
-    let text = std::fs::read_to_string(fixture("tts-tiny/custom_voice/expected/logits_processing.json"))
-        .unwrap()
-        .replace("-Infinity", "null")
-        .replace("Infinity", "null")
-        .replace("NaN", "null");
+    let text = std::fs::read_to_string(fixture(
+        "tts-tiny/custom_voice/expected/logits_processing.json",
+    ))
+    .unwrap()
+    .replace("-Infinity", "null")
+    .replace("Infinity", "null")
+    .replace("NaN", "null");
     let j: Value = serde_json::from_str(&text).unwrap();
     let t = tensors("custom_voice", "logits_processing.safetensors");
     let raw = to_f32_vec(&t["raw"]);
@@ -311,7 +329,9 @@ fn code0_logits_processing_matches() {
         eos: vec![eos],
         min_new_tokens: 2,
     };
-    let histories = j["histories"].as_object().expect("histories in logits_processing.json");
+    let histories = j["histories"]
+        .as_object()
+        .expect("histories in logits_processing.json");
     assert!(!histories.is_empty());
     for (name, h) in histories {
         let h = json_ids(h);
@@ -357,7 +377,11 @@ fn speaker_embedding_and_icl_trim_match() {
             r["T"].as_u64().unwrap() as usize,
             r["n_samples"].as_u64().unwrap() as usize,
         );
-        assert_eq!(icl_cut(mm, mm + tt, n), r["cut"].as_u64().unwrap() as usize, "{r}");
+        assert_eq!(
+            icl_cut(mm, mm + tt, n),
+            r["cut"].as_u64().unwrap() as usize,
+            "{r}"
+        );
     }
 }
 
@@ -430,7 +454,10 @@ fn requests_the_model_cannot_serve_are_clear_errors() {
     let mut r = SpeakRequest::new("Hi.");
     r.language = Some("klingon".into());
     let e = err(&cv, r);
-    assert!(e.contains("unsupported language") && e.contains("english"), "{e}");
+    assert!(
+        e.contains("unsupported language") && e.contains("english"),
+        "{e}"
+    );
     let mut r = SpeakRequest::new("Hi.");
     r.language = Some("beijing_dialect".into());
     assert!(err(&cv, r).contains("unsupported language"));
@@ -537,7 +564,10 @@ fn sampled_runs_match_with_the_reference_draws() {
                 .zip(&want_p)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
-            assert!(max <= 1e-5, "{name} draw {next}: probabilities differ by {max:e}");
+            assert!(
+                max <= 1e-5,
+                "{name} draw {next}: probabilities differ by {max:e}"
+            );
             let mut best = (0usize, f32::NEG_INFINITY);
             for (i, (pi, qi)) in p.iter().zip(&q).enumerate() {
                 let v = pi / qi;
@@ -563,5 +593,61 @@ fn sampled_runs_match_with_the_reference_draws() {
         .unwrap();
         let ct = tensors("custom_voice", "cases.safetensors");
         assert_eq!(out[0].0, expected_codes(&ct, &name, 0), "{name} codes");
+    }
+}
+
+/// Streaming synthesis: chunks arrive as frames are generated and their concatenation equals
+/// the offline result (CustomVoice, and an in-context clone whose reference part is cut).
+#[test]
+fn streamed_audio_equals_the_offline_audio() {
+    use qwen3_speech::{StreamOptions, SynthesisOptions};
+    let opts = SynthesisOptions {
+        greedy: true,
+        repetition_penalty: Some(1.05),
+        max_frames: Some(12),
+        ..Default::default()
+    };
+    for (ckpt, name) in [
+        ("custom_voice", "cv_ryan_en_nonstream"),
+        ("base", "base_icl_stream_short"),
+    ] {
+        let synth = Synthesizer::from_dir(
+            ModelDir::open(fixture(&format!("tts-tiny/{ckpt}"))).unwrap(),
+            SynthesizerConfig::default(),
+        )
+        .unwrap();
+        let case = cases(ckpt).into_iter().find(|c| c["name"] == name).unwrap();
+        let req = request(&case, 0);
+        let offline = synth.speak(&req, &opts).unwrap();
+        for so in [
+            StreamOptions {
+                first_chunk_frames: 1,
+                chunk_frames: 1,
+            },
+            StreamOptions {
+                first_chunk_frames: 2,
+                chunk_frames: 3,
+            },
+        ] {
+            let mut stream = synth.speak_stream(&req, &opts, &so).unwrap();
+            let first = stream.next_chunk().unwrap().unwrap();
+            assert_eq!(
+                first.len(),
+                so.first_chunk_frames * 48,
+                "{name}: first chunk"
+            );
+            let mut all = first;
+            for chunk in stream.by_ref() {
+                let chunk = chunk.unwrap();
+                assert!(chunk.len() <= so.chunk_frames * 48 && !chunk.is_empty());
+                all.extend(chunk);
+            }
+            assert_eq!(stream.frames(), offline.frames.as_slice(), "{name}: frames");
+            assert_eq!(stream.truncated(), offline.truncated);
+            assert_eq!(all.len(), offline.audio.samples.len(), "{name}: length");
+            let a = Tensor::new(all.as_slice(), &Device::Cpu).unwrap();
+            let b = Tensor::new(offline.audio.samples.as_slice(), &Device::Cpu).unwrap();
+            assert_close(&format!("{name} streamed vs offline"), &a, &b, 1e-4);
+        }
     }
 }

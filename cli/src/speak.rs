@@ -6,9 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use std::io::Write;
+
+use qwen3_speech::engine::audio::wav::f32_to_pcm16;
 use qwen3_speech::engine::audio::{WavFormat, write_wav};
 use qwen3_speech::synthesizer::{
-    SpeakRequest, SynthesisOptions, Synthesizer, SynthesizerConfig, TextInput, VoiceReference,
+    SpeakRequest, StreamOptions, SynthesisOptions, Synthesizer, SynthesizerConfig, TextInput,
+    VoiceReference,
 };
 use qwen3_speech::{AudioInput, FetchOptions};
 
@@ -22,13 +26,24 @@ pub enum TextInputArg {
     Streaming,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StreamFormat {
+    Wav,
+    /// Raw s16le mono PCM at the model's rate (24 kHz).
+    Raw,
+}
+
 #[derive(Args, Debug)]
 pub struct SpeakArgs {
     /// A local Qwen3-TTS folder or a hub repo id (e.g. Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice).
     #[arg(long, short = 'm')]
     model: String,
     /// The text to say.
-    #[arg(long, conflicts_with = "text_file", required_unless_present = "text_file")]
+    #[arg(
+        long,
+        conflicts_with = "text_file",
+        required_unless_present = "text_file"
+    )]
     text: Option<String>,
     /// A file holding the text (UTF-8).
     #[arg(long, value_name = "F")]
@@ -51,9 +66,18 @@ pub struct SpeakArgs {
     /// Clone from the speaker embedding of --ref-audio alone (no transcript needed).
     #[arg(long, requires = "ref_audio")]
     x_vector_only: bool,
-    /// Output WAV file.
+    /// Output WAV file, or `-` for standard output, written while the speech is generated.
     #[arg(long, short = 'o', value_name = "WAV")]
     output: PathBuf,
+    /// With `-o -`: a WAV stream (header with unknown length) or raw 16-bit little-endian PCM.
+    #[arg(long, value_enum, default_value = "wav")]
+    stream_format: StreamFormat,
+    /// Frames (80 ms each) before the first streamed chunk.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    first_chunk_frames: usize,
+    /// Frames per later streamed chunk.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    chunk_frames: usize,
     /// Seed of the sampler.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -133,13 +157,21 @@ pub fn run(args: SpeakArgs) -> Result<ExitCode> {
         repetition_penalty: args.repetition_penalty,
         max_frames: args.max_frames,
     };
+    if args.output.as_os_str() == "-" {
+        return stream_to_stdout(&synth, &request, &options, &args);
+    }
     let start = std::time::Instant::now();
     let out = synth.speak(&request, &options)?;
     for w in &out.warnings {
         eprintln!("warning: {w}");
     }
-    write_wav(&args.output, &out.audio.samples, out.audio.sample_rate, WavFormat::Pcm16)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    write_wav(
+        &args.output,
+        &out.audio.samples,
+        out.audio.sample_rate,
+        WavFormat::Pcm16,
+    )
+    .with_context(|| format!("cannot write {}", args.output.display()))?;
     if !args.quiet {
         let secs = start.elapsed().as_secs_f64();
         let dur = out.audio.duration_seconds();
@@ -150,10 +182,85 @@ pub fn run(args: SpeakArgs) -> Result<ExitCode> {
             out.frames.len(),
             secs,
             if dur > 0.0 { secs / dur } else { f64::NAN },
-            if out.truncated { ", stopped at --max-frames" } else { "" }
+            if out.truncated {
+                ", stopped at --max-frames"
+            } else {
+                ""
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes audio to stdout chunk by chunk as it is generated.
+fn stream_to_stdout(
+    synth: &Synthesizer,
+    request: &SpeakRequest,
+    options: &SynthesisOptions,
+    args: &SpeakArgs,
+) -> Result<ExitCode> {
+    let stream_opts = StreamOptions {
+        first_chunk_frames: args.first_chunk_frames,
+        chunk_frames: args.chunk_frames,
+    };
+    let start = std::time::Instant::now();
+    let mut stream = synth.speak_stream(request, options, &stream_opts)?;
+    for w in stream.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let mut out = std::io::stdout().lock();
+    if args.stream_format == StreamFormat::Wav {
+        out.write_all(&streaming_wav_header(stream.sample_rate()))?;
+    }
+    let mut samples = 0usize;
+    let mut first = None;
+    while let Some(chunk) = stream.next_chunk()? {
+        first.get_or_insert_with(|| start.elapsed().as_secs_f64());
+        let mut bytes = Vec::with_capacity(chunk.len() * 2);
+        for x in &chunk {
+            bytes.extend_from_slice(&f32_to_pcm16(*x).to_le_bytes());
+        }
+        samples += chunk.len();
+        // A closed pipe (the player quit) ends the run quietly.
+        if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    if stream.truncated() {
+        eprintln!(
+            "warning: stopped at the frame limit ({} frames) before the model ended the speech; raise --max-frames",
+            stream.frames().len()
+        );
+    }
+    if !args.quiet {
+        eprintln!(
+            "streamed {:.2} s of audio ({} frames); first audio after {:.2} s, done after {:.2} s",
+            samples as f64 / f64::from(stream.sample_rate()),
+            stream.frames().len(),
+            first.unwrap_or(f64::NAN),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A 16-bit mono WAV header whose sizes say "unknown length" (0xFFFFFFFF), as streaming
+/// writers such as ffmpeg and sox emit; players read until the end of the stream.
+fn streaming_wav_header(rate: u32) -> Vec<u8> {
+    let mut h = Vec::with_capacity(44);
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&u32::MAX.to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    h.extend_from_slice(&1u16.to_le_bytes()); // mono
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&(rate * 2).to_le_bytes());
+    h.extend_from_slice(&2u16.to_le_bytes());
+    h.extend_from_slice(&16u16.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&u32::MAX.to_le_bytes());
+    h
 }
 
 #[derive(Args, Debug)]

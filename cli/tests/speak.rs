@@ -96,9 +96,7 @@ fn speak_reports_the_frame_limit_and_voice_clone_inputs() {
 
     // Voice clone from a reference file, x-vector only and in context.
     let clip = dir.path().join("ref.wav");
-    let tone: Vec<f32> = (0..24_000)
-        .map(|i| 0.3 * (i as f32 * 0.05).sin())
-        .collect();
+    let tone: Vec<f32> = (0..24_000).map(|i| 0.3 * (i as f32 * 0.05).sin()).collect();
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 24_000,
@@ -111,7 +109,10 @@ fn speak_reports_the_frame_limit_and_voice_clone_inputs() {
     }
     w.finalize().unwrap();
     let base = fixture_base();
-    for extra in [&["--x-vector-only"][..], &["--ref-text", "A steady tone."][..]] {
+    for extra in [
+        &["--x-vector-only"][..],
+        &["--ref-text", "A steady tone."][..],
+    ] {
         let mut args = vec![
             "speak",
             "--model",
@@ -144,7 +145,10 @@ fn speak_errors_are_one_line() {
     let cases: &[(&[&str], &str)] = &[
         (&["--speaker", "nobody"], "unknown speaker"),
         (&["--language", "klingon"], "unsupported language"),
-        (&["--ref-audio", "/nonexistent.wav", "--x-vector-only"], "reference clip"),
+        (
+            &["--ref-audio", "/nonexistent.wav", "--x-vector-only"],
+            "reference clip",
+        ),
     ];
     let cv = fixture("tts-tiny/custom_voice");
     for (extra, want) in cases {
@@ -192,7 +196,12 @@ fn speak_errors_are_one_line() {
 
 #[test]
 fn speakers_lists_speakers_dialects_and_languages() {
-    let o = run(&["speakers", "--model", &fixture("tts-tiny/custom_voice"), "--json"]);
+    let o = run(&[
+        "speakers",
+        "--model",
+        &fixture("tts-tiny/custom_voice"),
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["model_type"], "custom_voice");
@@ -215,4 +224,65 @@ fn speakers_lists_speakers_dialects_and_languages() {
     let o = run(&["speakers", "--model", &fixture("tts-tiny/voice_design")]);
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("speakers: none"));
+}
+
+#[test]
+fn speak_streams_to_stdout_as_wav_or_raw_pcm() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file.wav");
+    let base = [
+        "speak",
+        "--model",
+        &fixture("tts-tiny/custom_voice"),
+        "--text",
+        "Hello world.",
+        "--speaker",
+        "Ryan",
+        "--language",
+        "English",
+        "--greedy",
+        "--max-frames",
+        "12",
+    ];
+    let mut a = base.to_vec();
+    a.extend(["-o", file.to_str().unwrap()]);
+    let o = run(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, want) = read_wav(&file);
+
+    let mut a = base.to_vec();
+    a.extend([
+        "-o",
+        "-",
+        "--stream-format",
+        "raw",
+        "--first-chunk-frames",
+        "1",
+        "--chunk-frames",
+        "2",
+    ]);
+    let o = run(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: Vec<i16> = o
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert_eq!(got.len(), want.len());
+    let max = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+        .max()
+        .unwrap();
+    assert!(max <= 1, "streamed PCM differs from the file by {max} LSB");
+    assert!(stderr(&o).contains("first audio after"), "{}", stderr(&o));
+
+    let mut a = base.to_vec();
+    a.extend(["-o", "-"]);
+    let o = run(&a);
+    assert!(o.status.success());
+    assert_eq!(&o.stdout[..4], b"RIFF");
+    assert_eq!(&o.stdout[36..40], b"data");
+    assert_eq!(o.stdout.len(), 44 + want.len() * 2);
 }

@@ -88,7 +88,9 @@ pub struct CodePredictorConfig {
     pub num_code_groups: usize,
 }
 
-fn speaker_ids<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<BTreeMap<String, u32>, D::Error> {
+fn speaker_ids<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, u32>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Id {
@@ -199,7 +201,9 @@ impl TtsConfig {
         }
         for (name, id) in t.codec_language_id.iter().chain(t.spk_id.iter()) {
             if *id >= v {
-                return Err(format!("id {id} of {name:?} is outside the codec vocabulary ({v})"));
+                return Err(format!(
+                    "id {id} of {name:?} is outside the codec vocabulary ({v})"
+                ));
             }
         }
         for (spk, dialect) in &t.spk_is_dialect {
@@ -229,7 +233,12 @@ impl TtsConfig {
                 "codec vocabulary {v} leaves no audio codes below the control ids"
             ));
         }
-        if t.text_vocab_size as u32 <= self.tts_eos_token_id.max(self.tts_bos_token_id).max(self.tts_pad_token_id) {
+        if t.text_vocab_size as u32
+            <= self
+                .tts_eos_token_id
+                .max(self.tts_bos_token_id)
+                .max(self.tts_pad_token_id)
+        {
             return Err(format!(
                 "tts special ids are outside the text vocabulary ({})",
                 t.text_vocab_size

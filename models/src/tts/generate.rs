@@ -131,7 +131,9 @@ impl<'a> FrameSession<'a> {
             return Err(Error::InvalidArgument("nothing to synthesize".into()));
         }
         if sampling.max_new_tokens == 0 {
-            return Err(Error::InvalidArgument("max frames must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "max frames must be at least 1".into(),
+            ));
         }
         sampling.talker.validate()?;
         sampling.code_predictor.validate()?;

@@ -3,8 +3,8 @@
 
 pub mod config;
 pub mod generate;
-pub mod prompt;
 pub mod pipeline;
+pub mod prompt;
 pub mod speaker_encoder;
 pub mod talker;
 

@@ -123,7 +123,8 @@ impl TtsModel {
         } else {
             None
         };
-        let speech_tokenizer = SpeechTokenizer::load(dir.subdir("speech_tokenizer")?.path(), device)?;
+        let speech_tokenizer =
+            SpeechTokenizer::load(dir.subdir("speech_tokenizer")?.path(), device)?;
         if speech_tokenizer.num_quantizers() != config.talker_config.num_code_groups {
             return Err(Error::Model(format!(
                 "the speech tokenizer has {} codebooks, the talker {}",
@@ -172,8 +173,9 @@ impl TtsModel {
         self.speaker_encoder.as_ref()
     }
 
+    /// Rate of the synthesized audio.
     pub fn sample_rate(&self) -> u32 {
-        self.speech_tokenizer.sample_rate()
+        self.speech_tokenizer.output_sample_rate()
     }
 
     /// Audio samples per frame.
@@ -252,15 +254,21 @@ impl TtsModel {
                     slot = SpeakerSlot::Id(*id);
                 }
                 if req.reference.is_some() {
-                    return Err(self.unsupported("voice cloning from a reference clip (use a Base model)"));
+                    return Err(
+                        self.unsupported("voice cloning from a reference clip (use a Base model)")
+                    );
                 }
             }
             TtsModelType::VoiceDesign => {
                 if speaker.is_some() {
-                    return Err(self.unsupported("named speakers (describe the voice with an instruction instead)"));
+                    return Err(self.unsupported(
+                        "named speakers (describe the voice with an instruction instead)",
+                    ));
                 }
                 if req.reference.is_some() {
-                    return Err(self.unsupported("voice cloning from a reference clip (use a Base model)"));
+                    return Err(
+                        self.unsupported("voice cloning from a reference clip (use a Base model)")
+                    );
                 }
                 if instruct.is_none() {
                     // The reference accepts this (no instruction block); say what happens.
@@ -271,7 +279,9 @@ impl TtsModel {
             }
             TtsModelType::Base => {
                 if speaker.is_some() {
-                    return Err(self.unsupported("named speakers (clone a voice from a reference clip instead)"));
+                    return Err(self.unsupported(
+                        "named speakers (clone a voice from a reference clip instead)",
+                    ));
                 }
                 if instruct.is_some() {
                     return Err(self.unsupported("instructions"));
@@ -285,7 +295,8 @@ impl TtsModel {
                     Error::Model("this Base checkpoint has no speaker encoder".into())
                 })?;
                 let xvec = encoder.embed(&r.samples_24k)?;
-                slot = SpeakerSlot::Vector(Tensor::from_vec(xvec.clone(), xvec.len(), &self.device)?);
+                slot =
+                    SpeakerSlot::Vector(Tensor::from_vec(xvec.clone(), xvec.len(), &self.device)?);
                 let ref_text = r.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
                 if !r.x_vector_only {
                     let ref_text = ref_text.ok_or_else(|| {
@@ -302,7 +313,9 @@ impl TtsModel {
                         .map(<[u32]>::to_vec)
                         .collect();
                     if codes.is_empty() {
-                        return Err(Error::Audio("the reference clip is too short to encode".into()));
+                        return Err(Error::Audio(
+                            "the reference clip is too short to encode".into(),
+                        ));
                     }
                     icl = Some(IclReference {
                         ref_ids: self.tokenizer.encode(&reference_text(ref_text))?,

@@ -80,15 +80,28 @@ fn split_assistant(ids: &[u32]) -> Result<(&[u32], &[u32])> {
 pub fn build_prompt(talker: &Talker, cfg: &TtsConfig, spec: &PromptSpec) -> Result<TalkerPrompt> {
     let t = &cfg.talker_config;
     let (role, text) = split_assistant(&spec.text_ids)?;
-    let specials = talker.text(&[cfg.tts_bos_token_id, cfg.tts_eos_token_id, cfg.tts_pad_token_id])?;
+    let specials = talker.text(&[
+        cfg.tts_bos_token_id,
+        cfg.tts_eos_token_id,
+        cfg.tts_pad_token_id,
+    ])?;
     let bos = specials.narrow(0, 0, 1)?;
     let eos = specials.narrow(0, 1, 1)?;
     let pad = specials.narrow(0, 2, 1)?;
 
     // Codec track of the control prefix: control ids, optional speaker, [pad, bos].
     let control: Vec<u32> = match spec.language_id {
-        None => vec![t.codec_nothink_id, t.codec_think_bos_id, t.codec_think_eos_id],
-        Some(lang) => vec![t.codec_think_id, t.codec_think_bos_id, lang, t.codec_think_eos_id],
+        None => vec![
+            t.codec_nothink_id,
+            t.codec_think_bos_id,
+            t.codec_think_eos_id,
+        ],
+        Some(lang) => vec![
+            t.codec_think_id,
+            t.codec_think_bos_id,
+            lang,
+            t.codec_think_eos_id,
+        ],
     };
     let mut codec_parts = vec![talker.codec(&control)?];
     match &spec.speaker {
@@ -130,12 +143,17 @@ pub fn build_prompt(talker: &Talker, cfg: &TtsConfig, spec: &PromptSpec) -> Resu
         }
         let ref_text = &ref_ids[3..ref_ids.len() - 2];
         if icl.ref_codes.is_empty() {
-            return Err(Error::InvalidArgument("reference audio has no codec frames".into()));
+            return Err(Error::InvalidArgument(
+                "reference audio has no codec frames".into(),
+            ));
         }
         let mut z_ids = ref_text.to_vec();
         z_ids.extend_from_slice(text);
         let z = Tensor::cat(&[talker.text(&z_ids)?, eos.clone()], 0)?;
-        let y = Tensor::cat(&[codec_bos.clone(), talker.frame_embeddings(&icl.ref_codes)?], 0)?;
+        let y = Tensor::cat(
+            &[codec_bos.clone(), talker.frame_embeddings(&icl.ref_codes)?],
+            0,
+        )?;
         let (zl, yl) = (z.dim(0)?, y.dim(0)?);
         if spec.whole_text {
             let pads = talker.codec(&vec![t.codec_pad_id; zl])?;

@@ -110,7 +110,11 @@ impl SpeakerEncoderConfig {
         ]
         .into_iter()
         .chain(self.enc_channels.iter().map(|&c| ("enc_channels", c)))
-        .chain(self.enc_kernel_sizes.iter().map(|&k| ("enc_kernel_sizes", k)))
+        .chain(
+            self.enc_kernel_sizes
+                .iter()
+                .map(|&k| ("enc_kernel_sizes", k)),
+        )
         .chain(self.enc_dilations.iter().map(|&d| ("enc_dilations", d)))
         .find(|(_, v)| *v == 0);
         if let Some((name, _)) = zero {
@@ -267,7 +271,11 @@ struct SeRes2NetBlock {
 impl SeRes2NetBlock {
     fn load(w: &Weights, cfg: &SpeakerEncoderConfig, i: usize) -> Result<Self> {
         let c = cfg.enc_channels[i];
-        let (k, d, s) = (cfg.enc_kernel_sizes[i], cfg.enc_dilations[i], cfg.enc_res2net_scale);
+        let (k, d, s) = (
+            cfg.enc_kernel_sizes[i],
+            cfg.enc_dilations[i],
+            cfg.enc_res2net_scale,
+        );
         let part = c / s;
         let res2net = (0..s - 1)
             .map(|j| Tdnn::load(&w.pp("res2net_block.blocks").pp(j), part, part, k, d))
