@@ -13,6 +13,7 @@ Areas (in dependency order):
   asr           tests/fixtures/asr-tiny/expected/{clip_*,asr_*,clips.json,frontend.safetensors} (needs asr_tiny)
   asr_real      tests/fixtures/asr-real/ real audio files + end-to-end goldens (needs asr_tiny)
   aligner       tests/fixtures/aligner-tiny/ checkpoint + expected/ goldens (needs tokenizer)
+  tts_speaker   tests/fixtures/tts-speaker/ tiny Qwen3-TTS speaker encoder + goldens (needs espeak-ng)
   pure          tests/fixtures/asr-tiny/expected/pure_functions.json
   verify        reload every saved tokenizer/model/golden file and recompute it (writes nothing)
 
@@ -37,7 +38,9 @@ sys.path.insert(0, str(HERE))
 
 from common import FIXTURES, REPO_ROOT, RUN_NOTES, setup_determinism, sha256_file  # noqa: E402
 
-AREAS = ["audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "aligner", "pure", "verify"]
+AREAS = [
+    "audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "aligner", "tts_speaker", "pure", "verify",
+]  # fmt: skip
 
 
 def area_files(area: str, fixtures: Path):
@@ -61,6 +64,8 @@ def area_files(area: str, fixtures: Path):
         return sorted(p for p in (fixtures / "asr-real").glob("*") if p.is_file())
     if area == "aligner":
         return sorted(p for p in (fixtures / "aligner-tiny").rglob("*") if p.is_file())
+    if area == "tts_speaker":
+        return sorted(p for p in (fixtures / "tts-speaker").glob("*") if p.is_file())
     if area == "pure":
         return sorted(exp.glob("pure_functions.json"))
     if area == "verify":
@@ -108,6 +113,10 @@ def run_area(area: str, fixtures: Path):
         import gen_aligner
 
         return gen_aligner.main(fixtures)
+    if area == "tts_speaker":
+        import gen_tts_speaker
+
+        return gen_tts_speaker.main(fixtures)
     if area == "pure":
         import gen_pure
 
