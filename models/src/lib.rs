@@ -2,6 +2,7 @@
 //! transformer core of `qwen3-speech-engine` and the codecs of `qwen3-speech-codecs`.
 
 pub mod asr;
+pub mod tts;
 
 pub use qwen3_speech_codecs as codecs;
 pub use qwen3_speech_engine as engine;

@@ -1,0 +1,3 @@
+//! Qwen3-TTS.
+
+pub mod speaker_encoder;
