@@ -14,6 +14,7 @@ Areas (in dependency order):
   asr_real      tests/fixtures/asr-real/ real audio files + end-to-end goldens (needs asr_tiny)
   aligner       tests/fixtures/aligner-tiny/ checkpoint + expected/ goldens (needs tokenizer)
   tts           tests/fixtures/tts-tiny/ tiny Qwen3-TTS checkpoints + expected/ (needs tokenizer, gen_codec12.py)
+  tts_speaker   tests/fixtures/tts-speaker/ tiny Qwen3-TTS speaker encoder + goldens (needs espeak-ng)
   pure          tests/fixtures/asr-tiny/expected/pure_functions.json
   verify        reload every saved tokenizer/model/golden file and recompute it (writes nothing)
 
@@ -38,7 +39,10 @@ sys.path.insert(0, str(HERE))
 
 from common import FIXTURES, REPO_ROOT, RUN_NOTES, setup_determinism, sha256_file  # noqa: E402
 
-AREAS = ["audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "aligner", "tts", "pure", "verify"]
+AREAS = [
+    "audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "aligner", "codec12", "tts_speaker", "tts",
+    "pure", "verify",
+]  # fmt: skip
 
 
 def area_files(area: str, fixtures: Path):
@@ -64,6 +68,8 @@ def area_files(area: str, fixtures: Path):
         return sorted(p for p in (fixtures / "aligner-tiny").rglob("*") if p.is_file())
     if area == "tts":
         return sorted(p for p in (fixtures / "tts-tiny").rglob("*") if p.is_file())
+    if area == "tts_speaker":
+        return sorted(p for p in (fixtures / "tts-speaker").glob("*") if p.is_file())
     if area == "pure":
         return sorted(exp.glob("pure_functions.json"))
     if area == "verify":
@@ -115,6 +121,10 @@ def run_area(area: str, fixtures: Path):
         import gen_tts
 
         return gen_tts.main(fixtures)
+    if area == "tts_speaker":
+        import gen_tts_speaker
+
+        return gen_tts_speaker.main(fixtures)
     if area == "pure":
         import gen_pure
 

@@ -235,7 +235,8 @@ fn reflect_pad(x: &Tensor, (left, right): (usize, usize)) -> Result<Tensor> {
         .map(|i| i as u32)
         .collect();
     let index = Tensor::from_vec(index, left + t + right, x.device())?;
-    Ok(x.index_select(&index, D::Minus1)?)
+    // Res2Net chunks of a batch are strided views; index_select wants contiguous input.
+    Ok(x.contiguous()?.index_select(&index, D::Minus1)?)
 }
 
 /// Conv1d + ReLU (`TimeDelayNetBlock`).
@@ -576,6 +577,56 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    /// The 76 tensors of a released 0.6B-Base speaker encoder (tts.md §3), random values.
+    fn released_shapes() -> Vec<(String, Vec<usize>)> {
+        let mut t = vec![("blocks.0.conv".to_string(), vec![512, 128, 5])];
+        for b in 1..=3 {
+            t.push((format!("blocks.{b}.tdnn1.conv"), vec![512, 512, 1]));
+            for j in 0..7 {
+                t.push((
+                    format!("blocks.{b}.res2net_block.blocks.{j}.conv"),
+                    vec![64, 64, 3],
+                ));
+            }
+            t.push((format!("blocks.{b}.tdnn2.conv"), vec![512, 512, 1]));
+            t.push((format!("blocks.{b}.se_block.conv1"), vec![128, 512, 1]));
+            t.push((format!("blocks.{b}.se_block.conv2"), vec![512, 128, 1]));
+        }
+        t.push(("mfa.conv".into(), vec![1536, 1536, 1]));
+        t.push(("asp.tdnn.conv".into(), vec![128, 4608, 1]));
+        t.push(("asp.conv".into(), vec![1536, 128, 1]));
+        t.push(("fc".into(), vec![1024, 3072, 1]));
+        t
+    }
+
+    #[test]
+    fn released_shapes_load_and_run() {
+        use qwen3_speech_engine::weights::MemorySource;
+        let dev = Device::Cpu;
+        let mut src = MemorySource::new();
+        let mut count = 0;
+        for (name, shape) in released_shapes() {
+            let fan_in = (shape[1] * shape[2]) as f64;
+            let w = Tensor::randn(0f32, (1.0 / fan_in).sqrt() as f32, shape.as_slice(), &dev);
+            src.insert(format!("speaker_encoder.{name}.weight"), w.unwrap());
+            let b = Tensor::randn(0f32, 0.1, shape[0], &dev).unwrap();
+            src.insert(format!("speaker_encoder.{name}.bias"), b);
+            count += 2;
+        }
+        assert_eq!(count, 76);
+        let w = Weights::new(std::sync::Arc::new(src), &dev, DType::BF16);
+        let cfg: SpeakerEncoderConfig = serde_json::from_str(r#"{"enc_dim": 1024}"#).unwrap();
+        let enc = SpeakerEncoder::load(&w.pp("speaker_encoder"), &cfg).unwrap();
+        let samples: Vec<f32> = (0..24_000)
+            .map(|i| 0.3 * (i as f32 * 0.05).sin() + 0.1 * (i as f32 * 0.31).sin())
+            .collect();
+        let x = enc.embed(&samples).unwrap();
+        assert_eq!(x.len(), 1024);
+        assert!(x.iter().all(|v| v.is_finite()));
+        assert!(enc.embed(&samples[..1279]).is_err());
+        assert_eq!(enc.embed(&samples[..1280]).unwrap().len(), 1024);
     }
 
     #[test]
