@@ -13,6 +13,7 @@ Areas (in dependency order):
   asr           tests/fixtures/asr-tiny/expected/{clip_*,asr_*,clips.json,frontend.safetensors} (needs asr_tiny)
   asr_real      tests/fixtures/asr-real/ real audio files + end-to-end goldens (needs asr_tiny)
   aligner       tests/fixtures/aligner-tiny/ checkpoint + expected/ goldens (needs tokenizer)
+  codec12       tests/fixtures/codec12-tiny/ tiny 12 Hz speech tokenizer + expected/ goldens
   pure          tests/fixtures/asr-tiny/expected/pure_functions.json
   verify        reload every saved tokenizer/model/golden file and recompute it (writes nothing)
 
@@ -37,7 +38,7 @@ sys.path.insert(0, str(HERE))
 
 from common import FIXTURES, REPO_ROOT, RUN_NOTES, setup_determinism, sha256_file  # noqa: E402
 
-AREAS = ["audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "aligner", "pure", "verify"]
+AREAS = ["audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "aligner", "codec12", "pure", "verify"]
 
 
 def area_files(area: str, fixtures: Path):
@@ -61,6 +62,8 @@ def area_files(area: str, fixtures: Path):
         return sorted(p for p in (fixtures / "asr-real").glob("*") if p.is_file())
     if area == "aligner":
         return sorted(p for p in (fixtures / "aligner-tiny").rglob("*") if p.is_file())
+    if area == "codec12":
+        return sorted(p for p in (fixtures / "codec12-tiny").rglob("*") if p.is_file())
     if area == "pure":
         return sorted(exp.glob("pure_functions.json"))
     if area == "verify":
@@ -108,6 +111,10 @@ def run_area(area: str, fixtures: Path):
         import gen_aligner
 
         return gen_aligner.main(fixtures)
+    if area == "codec12":
+        import gen_codec12
+
+        return gen_codec12.main(fixtures)
     if area == "pure":
         import gen_pure
 
