@@ -1,4 +1,15 @@
-//! The Qwen3-TTS speech tokenizers: the 12 Hz 16-codebook causal codec and the 25 Hz
-//! single-codebook codec. (Filled in by the TTS and 25 Hz codec milestones.)
+//! The Qwen3-TTS speech tokenizers (audio codecs).
+//!
+//! * [`codec12`]: the 12 Hz, 16-codebook causal codec (`qwen3_tts_tokenizer_12hz`) of the
+//!   Qwen3-TTS-12Hz models: encode 24 kHz audio to codes, decode codes to audio (offline in the
+//!   reference's chunks, or incrementally).
+//! * [`SpeechTokenizer`]: loads a speech tokenizer folder and picks the codec from the
+//!   `model_type` in its `config.json`. The 25 Hz codec (`qwen3_tts_tokenizer_25hz`) is not
+//!   implemented yet (its weights are not released).
 
+pub mod codec12;
+mod tokenizer;
+
+pub use codec12::{Codec12, Codes, IncrementalDecoder};
 pub use qwen3_speech_engine as engine;
+pub use tokenizer::{SpeechTokenizer, find_tokenizer_dir};
