@@ -79,7 +79,11 @@ fn encode_matches_reference() {
             close("synth seanet conv0", &tr.seanet.conv0, &t["seanet_conv0"]);
             assert_eq!(tr.seanet.stages.len(), 3);
             for (i, s) in tr.seanet.stages.iter().enumerate() {
-                close(&format!("synth seanet stage {i}"), s, &t[&format!("seanet_stage{i}")]);
+                close(
+                    &format!("synth seanet stage {i}"),
+                    s,
+                    &t[&format!("seanet_stage{i}")],
+                );
             }
             close(
                 "synth transformer layer 0",
@@ -87,8 +91,16 @@ fn encode_matches_reference() {
                 &t["transformer_layer0_out"],
             );
         }
-        close(&format!("{name} transformer"), &tr.transformer_out, &t["transformer_out"]);
-        close(&format!("{name} downsampled"), &tr.downsampled, &t["downsampled"]);
+        close(
+            &format!("{name} transformer"),
+            &tr.transformer_out,
+            &t["transformer_out"],
+        );
+        close(
+            &format!("{name} downsampled"),
+            &tr.downsampled,
+            &t["downsampled"],
+        );
         close(
             &format!("{name} semantic input_proj"),
             &tr.quantizer_inputs.semantic,
@@ -110,20 +122,34 @@ fn encode_matches_reference() {
             .zip(expected.as_slice())
             .filter(|(a, b)| a != b)
             .count();
-        assert_eq!(differing, 0, "{name}: {differing} codes differ from the reference");
+        assert_eq!(
+            differing, 0,
+            "{name}: {differing} codes differ from the reference"
+        );
         let latent = t["downsampled"].t().unwrap().contiguous().unwrap();
         assert_eq!(
             enc.quantize(&latent).unwrap(),
             expected.as_slice(),
             "{name}: codes of the reference latent"
         );
-        let all = to_u32_vec(&t["all_codes"].narrow(0, 0, 4).unwrap().t().unwrap().contiguous().unwrap());
+        let all = to_u32_vec(
+            &t["all_codes"]
+                .narrow(0, 0, 4)
+                .unwrap()
+                .t()
+                .unwrap()
+                .contiguous()
+                .unwrap(),
+        );
         assert_eq!(tr.codes, all, "{name}: levels 0..4 of all levels");
 
         // Decode of those codes (the speech clip is 928 frames: 4 chunks).
         let wav = c.decode(&codes).unwrap();
         let d = max_abs(&wav, &to_f32_vec(&t["decoded"]));
-        eprintln!("{name}: {} frames, decoded waveform max abs diff {d:e}", codes.frames());
+        eprintln!(
+            "{name}: {} frames, decoded waveform max abs diff {d:e}",
+            codes.frames()
+        );
         assert!(d <= WAVE_ABS, "{name} decoded waveform: max abs diff {d:e}");
     }
 }
@@ -191,7 +217,10 @@ fn decode_longer_than_one_chunk() {
     assert!(max_abs(&single[..split], &wav[..split]) <= WAVE_ABS);
     let restart_effect = max_abs(&single[split..], &wav[split..]);
     eprintln!("chunk restart changes samples after frame 300 by up to {restart_effect:e}");
-    assert!(restart_effect > 1e-2, "the fixture must exercise the restart");
+    assert!(
+        restart_effect > 1e-2,
+        "the fixture must exercise the restart"
+    );
 
     // Prefixes: chunk boundaries are absolute, the decoder causal.
     for n in [1, 15, 16, 17, 300, 301, 325, 326, 601] {
@@ -205,7 +234,10 @@ fn decode_longer_than_one_chunk() {
     for (cs, ctx) in [(7, 3), (2, 3)] {
         let w = c.decode_chunked(&short, cs, ctx).unwrap();
         let d = max_abs(&w, &to_f32_vec(&t[&format!("chunked_{cs}_{ctx}")]));
-        assert!(d <= WAVE_ABS, "chunks of {cs} with {ctx} context: max abs diff {d:e}");
+        assert!(
+            d <= WAVE_ABS,
+            "chunks of {cs} with {ctx} context: max abs diff {d:e}"
+        );
     }
 }
 
@@ -229,7 +261,10 @@ fn incremental_decoder_matches_offline() {
     }
     assert_eq!(at, 700);
     assert_eq!(dec.frames(), 700);
-    assert!(dec.flush().unwrap().is_empty(), "no lookahead: nothing left");
+    assert!(
+        dec.flush().unwrap().is_empty(),
+        "no lookahead: nothing left"
+    );
     let d_off = max_abs(&streamed, &offline);
     let d_ref = max_abs(&streamed, &reference);
     eprintln!("incremental vs offline: max abs {d_off:e}; vs reference {d_ref:e}");
@@ -290,14 +325,25 @@ fn bad_input_is_an_error() {
     let mut dec = c.incremental_decoder();
     assert!(dec.push(&big).is_err());
     assert!(dec.push_frame(&[1, 2]).is_err());
-    assert!(c.decode_chunked(&Codes::new(vec![0; 4], 4).unwrap(), 0, 3).is_err());
+    assert!(
+        c.decode_chunked(&Codes::new(vec![0; 4], 4).unwrap(), 0, 3)
+            .is_err()
+    );
     // No frames, no samples.
-    assert!(c.decode(&Codes::new(vec![], 4).unwrap()).unwrap().is_empty());
+    assert!(
+        c.decode(&Codes::new(vec![], 4).unwrap())
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn copy_fixture(dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
-    for f in ["config.json", "model.safetensors", "preprocessor_config.json"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+    ] {
         std::fs::copy(fixture(DIR).join(f), dst.join(f)).unwrap();
     }
 }
@@ -313,7 +359,9 @@ fn edit_json(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
 fn broken_folders_are_errors() {
     let dev = Device::Cpu;
     let tmp = tempfile::tempdir().unwrap();
-    let err = Codec12::load(&tmp.path().join("nope"), &dev).unwrap_err().to_string();
+    let err = Codec12::load(&tmp.path().join("nope"), &dev)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does not exist"), "{err}");
 
     // Missing weights.
@@ -337,7 +385,10 @@ fn broken_folders_are_errors() {
         v["decoder_config"]["latent_dim"] = 40.into();
     });
     let err = Codec12::load(&d, &dev).unwrap_err().to_string();
-    assert!(err.contains("shape") && err.contains("config.json"), "{err}");
+    assert!(
+        err.contains("shape") && err.contains("config.json"),
+        "{err}"
+    );
 
     // Inconsistent rates.
     let d = tmp.path().join("rates");
@@ -386,7 +437,11 @@ fn speech_tokenizer_picks_the_codec() {
 
     // A TTS model folder: the tokenizer is its speech_tokenizer/ subfolder.
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("config.json"), r#"{"model_type": "qwen3_tts"}"#).unwrap();
+    std::fs::write(
+        tmp.path().join("config.json"),
+        r#"{"model_type": "qwen3_tts"}"#,
+    )
+    .unwrap();
     copy_fixture(&tmp.path().join("speech_tokenizer"));
     assert_eq!(
         find_tokenizer_dir(tmp.path()).unwrap(),
@@ -396,11 +451,16 @@ fn speech_tokenizer_picks_the_codec() {
 
     for (model_type, needle) in [
         ("qwen3_tts_tokenizer_25hz", "not supported yet"),
-        ("something_else", "unknown speech tokenizer model_type 'something_else'"),
+        (
+            "something_else",
+            "unknown speech tokenizer model_type 'something_else'",
+        ),
     ] {
         let d = tmp.path().join(model_type);
         copy_fixture(&d);
-        edit_json(&d.join("config.json"), |v| v["model_type"] = model_type.into());
+        edit_json(&d.join("config.json"), |v| {
+            v["model_type"] = model_type.into()
+        });
         let err = SpeechTokenizer::load(&d, &dev).unwrap_err().to_string();
         assert!(err.contains(needle), "{err}");
         // The 12 Hz loader refuses other types too.

@@ -2,6 +2,7 @@
 
 mod align;
 mod bench;
+mod codec;
 mod output;
 mod transcribe;
 
@@ -46,6 +47,12 @@ enum Command {
     },
     /// Measure speed and memory (`bench asr`), side by side with the PyTorch reference.
     Bench(bench::BenchArgs),
+    /// Encode audio to speech tokenizer codes (JSON) and decode codes back to audio (WAV), with
+    /// the Qwen3-TTS 12 Hz codec.
+    Codec {
+        #[command(subcommand)]
+        command: codec::CodecCommand,
+    },
 }
 
 /// Where and how the models run (shared by the subcommands that load models).
@@ -70,6 +77,7 @@ fn main() -> ExitCode {
         Command::Fetch { model, quiet } => fetch(&model, !quiet).map(|_| ExitCode::SUCCESS),
         Command::Info { model } => info(&model).map(|_| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(args),
+        Command::Codec { command } => codec::run(command),
     };
     match result {
         Ok(code) => code,
