@@ -2,6 +2,7 @@
 
 mod align;
 mod bench;
+mod codec;
 mod output;
 mod speak;
 mod transcribe;
@@ -51,6 +52,12 @@ enum Command {
     Speakers(speak::SpeakersArgs),
     /// Measure speed and memory (`bench asr`), side by side with the PyTorch reference.
     Bench(bench::BenchArgs),
+    /// Encode audio to speech tokenizer codes (JSON) and decode codes back to audio (WAV), with
+    /// the Qwen3-TTS 12 Hz codec.
+    Codec {
+        #[command(subcommand)]
+        command: codec::CodecCommand,
+    },
 }
 
 /// Where and how the models run (shared by the subcommands that load models).
@@ -77,6 +84,7 @@ fn main() -> ExitCode {
         Command::Speak(args) => speak::run(args),
         Command::Speakers(args) => speak::run_speakers(args),
         Command::Bench(args) => bench::run(args),
+        Command::Codec { command } => codec::run(command),
     };
     match result {
         Ok(code) => code,

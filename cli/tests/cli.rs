@@ -178,3 +178,176 @@ fn align_json_and_errors() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("/nonexistent.wav"));
 }
+
+/// `(sample rate, channels, bits, data bytes)` of a canonical WAV file.
+fn wav_header(bytes: &[u8]) -> (u32, u16, u16, usize) {
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(&bytes[8..12], b"WAVE");
+    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
+    let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap());
+    let mut i = 12;
+    let (mut rate, mut channels, mut bits, mut data) = (0, 0, 0, 0);
+    while i + 8 <= bytes.len() {
+        let size = u32_at(i + 4) as usize;
+        match &bytes[i..i + 4] {
+            b"fmt " => {
+                channels = u16_at(i + 10);
+                rate = u32_at(i + 12);
+                bits = u16_at(i + 22);
+            }
+            b"data" => data = size,
+            _ => {}
+        }
+        i += 8 + size + (size & 1);
+    }
+    (rate, channels, bits, data)
+}
+
+#[test]
+fn codec_round_trip_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("codec12-tiny");
+    let codes = tmp.path().join("codes.json");
+    let codes_s = codes.to_str().unwrap();
+    // A 16 kHz file: resampled to the codec's 24 kHz before encoding.
+    let wav = fixture("asr-real/en_16k.wav");
+    let o = run(&[
+        "codec", "encode", &wav, "--model", &model, "-o", codes_s, "--device", "cpu", "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&codes).unwrap()).unwrap();
+    assert_eq!(doc["codec"], "qwen3_tts_tokenizer_12hz");
+    assert_eq!(doc["sample_rate"], 24000);
+    assert_eq!(doc["frame_rate"], 500.0);
+    assert_eq!(doc["num_quantizers"], 4);
+    let frames = doc["frames"].as_u64().unwrap() as usize;
+    let rows = doc["codes"].as_array().unwrap();
+    assert_eq!(rows.len(), frames);
+    assert!(rows.iter().all(|r| r.as_array().unwrap().len() == 4));
+    // 16 kHz input of n samples is ceil(1.5 n) samples at 24 kHz, 48 per frame.
+    let bytes = std::fs::read(fixture("asr-real/en_16k.wav")).unwrap();
+    let (rate, _, _, data) = wav_header(&bytes);
+    assert_eq!(rate, 16000);
+    let n24 = (data / 2 * 3).div_ceil(2);
+    assert_eq!(frames, n24.div_ceil(48));
+
+    // Decode, with the model given as a TTS folder (its speech_tokenizer/ subfolder is used).
+    let tts = tmp.path().join("tts");
+    std::fs::create_dir_all(tts.join("speech_tokenizer")).unwrap();
+    std::fs::write(tts.join("config.json"), r#"{"model_type": "qwen3_tts"}"#).unwrap();
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+    ] {
+        std::fs::copy(
+            root().join("tests/fixtures/codec12-tiny").join(f),
+            tts.join("speech_tokenizer").join(f),
+        )
+        .unwrap();
+    }
+    let out = tmp.path().join("out.wav");
+    let o = run(&[
+        "codec",
+        "decode",
+        codes_s,
+        "--model",
+        tts.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (rate, channels, bits, data) = wav_header(&std::fs::read(&out).unwrap());
+    assert_eq!((rate, channels, bits), (24000, 1, 16));
+    assert_eq!(data, frames * 48 * 2);
+    let out32 = tmp.path().join("out32.wav");
+    let o = run(&[
+        "codec",
+        "decode",
+        codes_s,
+        "-m",
+        &model,
+        "-o",
+        out32.to_str().unwrap(),
+        "-q",
+        "--sample-format",
+        "f32",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, _, bits, data) = wav_header(&std::fs::read(&out32).unwrap());
+    assert_eq!((bits, data), (32, frames * 48 * 4));
+
+    // Bad codes files.
+    for (text, message) in [
+        ("not json", "not JSON"),
+        (r#"{"frames": 1}"#, "no \"codes\" array"),
+        (
+            r#"{"codes": [[1, 2, 3]]}"#,
+            "has 3 codes, the codec takes 4",
+        ),
+        (r#"{"codes": [[1, 2, 3, 64]]}"#, "code 64 is outside"),
+        (r#"{"codes": [[1, 2, 3, -1]]}"#, "not a code"),
+        (
+            r#"{"codec": "qwen3_tts_tokenizer_25hz", "codes": [[1, 2, 3, 4]]}"#,
+            "for codec",
+        ),
+        (
+            r#"{"frames": 2, "codes": [[1, 2, 3, 4]]}"#,
+            "\"frames\" says 2",
+        ),
+    ] {
+        let bad = tmp.path().join("bad.json");
+        std::fs::write(&bad, text).unwrap();
+        let o = run(&[
+            "codec",
+            "decode",
+            bad.to_str().unwrap(),
+            "-m",
+            &model,
+            "-o",
+            out.to_str().unwrap(),
+            "-q",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{text}");
+        assert!(stderr(&o).contains(message), "{text}: {}", stderr(&o));
+    }
+    // Missing audio, missing model.
+    let o = run(&[
+        "codec",
+        "encode",
+        "/nonexistent.wav",
+        "-m",
+        &model,
+        "-o",
+        codes_s,
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent.wav"), "{}", stderr(&o));
+    let o = run(&[
+        "codec",
+        "encode",
+        &wav,
+        "-m",
+        "/nonexistent/model",
+        "-o",
+        codes_s,
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/model"), "{}", stderr(&o));
+    let o = run(&[
+        "codec",
+        "encode",
+        &wav,
+        "-m",
+        &fixture("asr-tiny"),
+        "-o",
+        codes_s,
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("model_type"), "{}", stderr(&o));
+}

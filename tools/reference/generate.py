@@ -13,6 +13,7 @@ Areas (in dependency order):
   asr           tests/fixtures/asr-tiny/expected/{clip_*,asr_*,clips.json,frontend.safetensors} (needs asr_tiny)
   asr_real      tests/fixtures/asr-real/ real audio files + end-to-end goldens (needs asr_tiny)
   aligner       tests/fixtures/aligner-tiny/ checkpoint + expected/ goldens (needs tokenizer)
+  codec12       tests/fixtures/codec12-tiny/ tiny 12 Hz speech tokenizer + expected/ goldens
   tts           tests/fixtures/tts-tiny/ tiny Qwen3-TTS checkpoints + expected/ (needs tokenizer, gen_codec12.py)
   tts_speaker   tests/fixtures/tts-speaker/ tiny Qwen3-TTS speaker encoder + goldens (needs espeak-ng)
   pure          tests/fixtures/asr-tiny/expected/pure_functions.json
@@ -66,6 +67,8 @@ def area_files(area: str, fixtures: Path):
         return sorted(p for p in (fixtures / "asr-real").glob("*") if p.is_file())
     if area == "aligner":
         return sorted(p for p in (fixtures / "aligner-tiny").rglob("*") if p.is_file())
+    if area == "codec12":
+        return sorted(p for p in (fixtures / "codec12-tiny").rglob("*") if p.is_file())
     if area == "tts":
         return sorted(p for p in (fixtures / "tts-tiny").rglob("*") if p.is_file())
     if area == "tts_speaker":
@@ -117,6 +120,10 @@ def run_area(area: str, fixtures: Path):
         import gen_aligner
 
         return gen_aligner.main(fixtures)
+    if area == "codec12":
+        import gen_codec12
+
+        return gen_codec12.main(fixtures)
     if area == "tts":
         import gen_tts
 

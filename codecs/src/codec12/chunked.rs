@@ -72,9 +72,21 @@ mod tests {
         assert_eq!(
             p,
             vec![
-                Chunk { start: 0, end: 300, context: 0 },
-                Chunk { start: 300, end: 600, context: 25 },
-                Chunk { start: 600, end: 700, context: 25 },
+                Chunk {
+                    start: 0,
+                    end: 300,
+                    context: 0
+                },
+                Chunk {
+                    start: 300,
+                    end: 600,
+                    context: 25
+                },
+                Chunk {
+                    start: 600,
+                    end: 700,
+                    context: 25
+                },
             ]
         );
         // Small chunks: the context is limited by what exists.

@@ -20,7 +20,7 @@ impl Codes {
                 "codes need at least one quantizer level".into(),
             ));
         }
-        if data.len() % num_quantizers != 0 {
+        if !data.len().is_multiple_of(num_quantizers) {
             return Err(Error::InvalidArgument(format!(
                 "{} code values are not a whole number of frames of {num_quantizers} levels",
                 data.len()

@@ -289,7 +289,10 @@ impl Codec12Config {
             ("encoder_config.compress", e.compress),
             ("encoder_config.kernel_size", e.kernel_size),
             ("encoder_config.last_kernel_size", e.last_kernel_size),
-            ("encoder_config.residual_kernel_size", e.residual_kernel_size),
+            (
+                "encoder_config.residual_kernel_size",
+                e.residual_kernel_size,
+            ),
             ("decoder_config.hidden_size", d.hidden_size),
             ("decoder_config.codebook_size", d.codebook_size),
             ("decoder_config.codebook_dim", d.codebook_dim),
@@ -298,7 +301,10 @@ impl Codec12Config {
             ("decoder_config.num_attention_heads", d.num_attention_heads),
             ("decoder_config.num_key_value_heads", d.num_key_value_heads),
             ("decoder_config.sliding_window", d.sliding_window),
-            ("encoder_valid_num_quantizers", self.encoder_valid_num_quantizers),
+            (
+                "encoder_valid_num_quantizers",
+                self.encoder_valid_num_quantizers,
+            ),
             ("input_sample_rate", self.input_sample_rate as usize),
             ("output_sample_rate", self.output_sample_rate as usize),
         ];
@@ -343,8 +349,8 @@ impl Codec12Config {
                 d.hidden_act
             ));
         }
-        if e.num_attention_heads % e.num_key_value_heads != 0
-            || d.num_attention_heads % d.num_key_value_heads != 0
+        if !e.num_attention_heads.is_multiple_of(e.num_key_value_heads)
+            || !d.num_attention_heads.is_multiple_of(d.num_key_value_heads)
         {
             return bad("num_attention_heads must be a multiple of num_key_value_heads".into());
         }
@@ -375,15 +381,17 @@ impl Codec12Config {
             ));
         }
         if d.num_quantizers < 2 {
-            return bad("decoder_config.num_quantizers must be at least 2 (1 semantic + acoustic)".into());
+            return bad(
+                "decoder_config.num_quantizers must be at least 2 (1 semantic + acoustic)".into(),
+            );
         }
-        if d.codebook_dim % 2 != 0 {
+        if !d.codebook_dim.is_multiple_of(2) {
             return bad(format!(
                 "decoder_config.codebook_dim {} must be even",
                 d.codebook_dim
             ));
         }
-        if d.decoder_dim % (1 << d.upsample_rates.len()) != 0 {
+        if !d.decoder_dim.is_multiple_of(1 << d.upsample_rates.len()) {
             return bad(format!(
                 "decoder_config.decoder_dim {} cannot be halved {} times",
                 d.decoder_dim,
@@ -397,7 +405,12 @@ impl Codec12Config {
                 d.total_upsample()
             ));
         }
-        let enc_hop = e.hop_length() * if e.downsample_kernel().is_some() { 2 } else { 1 };
+        let enc_hop = e.hop_length()
+            * if e.downsample_kernel().is_some() {
+                2
+            } else {
+                1
+            };
         if enc_hop != self.encode_downsample_rate {
             return bad(format!(
                 "encode_downsample_rate {} differs from the encoder's stride product {enc_hop}",
@@ -470,15 +483,30 @@ mod tests {
     fn inconsistent_configs_are_errors() {
         let p = Path::new("x/config.json");
         let no_dim = RELEASED.replace("\"codebook_dim\": 512,", "");
-        let err = Codec12Config::from_json(p, &no_dim).unwrap_err().to_string();
-        assert!(err.contains("codebook_dim") && err.contains("x/config.json"), "{err}");
+        let err = Codec12Config::from_json(p, &no_dim)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("codebook_dim") && err.contains("x/config.json"),
+            "{err}"
+        );
         let wrong_type = RELEASED.replace("qwen3_tts_tokenizer_12hz", "qwen3_tts_tokenizer_25hz");
-        let err = Codec12Config::from_json(p, &wrong_type).unwrap_err().to_string();
+        let err = Codec12Config::from_json(p, &wrong_type)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("model_type"), "{err}");
-        let wrong_rate = RELEASED.replace("\"decode_upsample_rate\": 1920", "\"decode_upsample_rate\": 960");
-        let err = Codec12Config::from_json(p, &wrong_rate).unwrap_err().to_string();
+        let wrong_rate = RELEASED.replace(
+            "\"decode_upsample_rate\": 1920",
+            "\"decode_upsample_rate\": 960",
+        );
+        let err = Codec12Config::from_json(p, &wrong_rate)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("decode_upsample_rate"), "{err}");
-        let too_many = RELEASED.replace("\"encoder_valid_num_quantizers\": 16", "\"encoder_valid_num_quantizers\": 40");
+        let too_many = RELEASED.replace(
+            "\"encoder_valid_num_quantizers\": 16",
+            "\"encoder_valid_num_quantizers\": 40",
+        );
         assert!(Codec12Config::from_json(p, &too_many).is_err());
     }
 }

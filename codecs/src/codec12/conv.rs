@@ -69,7 +69,12 @@ enum ConvImpl {
 
 impl Conv1d {
     /// From a PyTorch weight `(cout, cin, k)` and optional bias `(cout)`.
-    pub fn new(weight: Tensor, bias: Option<Tensor>, stride: usize, dilation: usize) -> Result<Self> {
+    pub fn new(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        stride: usize,
+        dilation: usize,
+    ) -> Result<Self> {
         let (cout, cin, kernel) = weight.dims3()?;
         if stride == 0 || dilation == 0 || kernel == 0 {
             return Err(Error::Model(
@@ -79,7 +84,10 @@ impl Conv1d {
         let weight = weight.to_dtype(DType::F32)?;
         let bias = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
         let imp = if use_packed(weight.device()) {
-            let w = weight.permute((0, 2, 1))?.contiguous()?.reshape((cout, kernel * cin))?;
+            let w = weight
+                .permute((0, 2, 1))?
+                .contiguous()?
+                .reshape((cout, kernel * cin))?;
             ConvImpl::Packed {
                 w: Arc::new(PackedMatrix::from_tensor(&w)?),
                 bias: bias.as_ref().map(host).transpose()?,
@@ -136,7 +144,11 @@ impl Conv1d {
     /// Output rows of a valid convolution over `rows` input rows.
     pub fn valid_len(&self, rows: usize) -> usize {
         let k = self.effective_kernel();
-        if rows < k { 0 } else { (rows - k) / self.stride + 1 }
+        if rows < k {
+            0
+        } else {
+            (rows - k) / self.stride + 1
+        }
     }
 
     /// The convolution without padding: `x` `(rows, cin)` → `(valid_len(rows), cout)`.
@@ -260,7 +272,9 @@ impl CausalConv {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (rows, _) = dims(x)?;
         if rows == 0 {
-            return Err(Error::InvalidArgument("convolution of an empty input".into()));
+            return Err(Error::InvalidArgument(
+                "convolution of an empty input".into(),
+            ));
         }
         let (left, right) = self.padding(rows);
         let xp = match self.pad {
@@ -323,7 +337,13 @@ pub struct TransposedConv {
 
 impl TransposedConv {
     /// Loads a `ConvTranspose1d` weight `(cin, cout, kernel)` and bias `(cout)`.
-    pub fn load(w: &Weights, cin: usize, cout: usize, kernel: usize, stride: usize) -> Result<Self> {
+    pub fn load(
+        w: &Weights,
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Result<Self> {
         let weight = w.get_as((cin, cout, kernel), "weight", DType::F32)?;
         let bias = w.get_as(cout, "bias", DType::F32)?;
         Self::new(&weight, &bias, stride)
@@ -413,7 +433,11 @@ impl DepthwiseConv {
             });
             return from_host(y, out_rows, c, x.device());
         }
-        let mut acc = self.bias.unsqueeze(0)?.broadcast_as((out_rows, c))?.contiguous()?;
+        let mut acc = self
+            .bias
+            .unsqueeze(0)?
+            .broadcast_as((out_rows, c))?
+            .contiguous()?;
         for j in 0..k {
             let tap = self.taps.narrow(0, j, 1)?;
             acc = (acc + x.narrow(0, j, out_rows)?.broadcast_mul(&tap)?)?;
@@ -541,7 +565,13 @@ mod tests {
     }
 
     /// candle's channels-first conv1d on a channels-last input, as the reference computes it.
-    fn reference_conv(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, dilation: usize) -> Tensor {
+    fn reference_conv(
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        stride: usize,
+        dilation: usize,
+    ) -> Tensor {
         let y = x
             .t()
             .unwrap()
@@ -640,7 +670,10 @@ mod tests {
         let mut st = ConvState::default();
         let mut parts = Vec::new();
         for (a, n) in [(0, 1), (1, 13), (14, 2), (16, 14)] {
-            parts.push(conv.forward_stream(&x.narrow(0, a, n).unwrap(), &mut st).unwrap());
+            parts.push(
+                conv.forward_stream(&x.narrow(0, a, n).unwrap(), &mut st)
+                    .unwrap(),
+            );
         }
         let streamed = Tensor::cat(&parts, 0).unwrap();
         assert!(max_diff(&full, &streamed) < 1e-5);

@@ -110,8 +110,12 @@ struct ResidualUnit {
 
 impl ResidualUnit {
     fn forward(&self, x: &Tensor, c: &mut Cursor) -> Result<Tensor> {
-        let h = self.conv1.forward_stream(&self.act1.forward(x)?, c.slot())?;
-        let h = self.conv2.forward_stream(&self.act2.forward(&h)?, c.slot())?;
+        let h = self
+            .conv1
+            .forward_stream(&self.act1.forward(x)?, c.slot())?;
+        let h = self
+            .conv2
+            .forward_stream(&self.act2.forward(&h)?, c.slot())?;
         Ok((x + h)?)
     }
 }
@@ -242,7 +246,12 @@ impl Decoder {
 
     /// Decodes `frames` code frames (`codes` `[frame][level]`) continuing `state`: returns
     /// `frames × samples_per_frame` samples.
-    pub fn forward(&self, codes: &[u32], frames: usize, state: &mut DecoderState) -> Result<Vec<f32>> {
+    pub fn forward(
+        &self,
+        codes: &[u32],
+        frames: usize,
+        state: &mut DecoderState,
+    ) -> Result<Vec<f32>> {
         let wav = self.run(codes, frames, state, None)?;
         Ok(wav.flatten_all()?.to_vec1::<f32>()?)
     }

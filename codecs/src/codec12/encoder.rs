@@ -101,7 +101,15 @@ impl Encoder {
                 let dilation = cfg.dilation_growth_rate.pow(j as u32);
                 layers.push(SeanetLayer::Res(ResBlock {
                     convs: vec![
-                        conv(&bw.pp(1), c, hidden, cfg.residual_kernel_size, 1, dilation, true)?,
+                        conv(
+                            &bw.pp(1),
+                            c,
+                            hidden,
+                            cfg.residual_kernel_size,
+                            1,
+                            dilation,
+                            true,
+                        )?,
                         conv(&bw.pp(3), hidden, c, 1, 1, 1, true)?,
                     ],
                 }));
@@ -189,7 +197,11 @@ impl Encoder {
                 samples[i]
             )));
         }
-        Ok(Tensor::from_slice(samples, (samples.len(), 1), &self.device)?)
+        Ok(Tensor::from_slice(
+            samples,
+            (samples.len(), 1),
+            &self.device,
+        )?)
     }
 
     /// The SEANet over `(L, 1)` samples, with the outputs of its convolutions.

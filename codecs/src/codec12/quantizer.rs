@@ -49,7 +49,9 @@ impl EncodeLevel {
     fn nearest(&self, r: &Tensor) -> Result<(Vec<u32>, Tensor)> {
         let rn = r.sqr()?.sum_keepdim(1)?;
         let dots = matmul(r, &self.embed_t)?;
-        let d2 = (dots * -2.0)?.broadcast_add(&rn)?.broadcast_add(&self.norms)?;
+        let d2 = (dots * -2.0)?
+            .broadcast_add(&rn)?
+            .broadcast_add(&self.norms)?;
         let d = d2.clamp(0f32, f32::MAX)?.sqrt()?;
         let (rows, size) = d.dims2()?;
         let dv = d.flatten_all()?.to_vec1::<f32>()?;
@@ -113,7 +115,9 @@ impl SplitRvqEncoder {
                 .collect()
         };
         let proj = |rvq: &Weights| -> Result<Linear> {
-            let wt = rvq.pp("input_proj").get_as((dim, latent, 1), "weight", DType::F32)?;
+            let wt = rvq
+                .pp("input_proj")
+                .get_as((dim, latent, 1), "weight", DType::F32)?;
             Linear::from_tensors(wt.squeeze(2)?, None)
         };
         let n_sem = n_semantic.min(levels);
@@ -202,7 +206,10 @@ impl SplitRvqDecoder {
             )?);
         }
         let proj = |name: &str| -> Result<Linear> {
-            let wt = w.pp(name).pp("output_proj").get_as((dim, half, 1), "weight", DType::F32)?;
+            let wt = w
+                .pp(name)
+                .pp("output_proj")
+                .get_as((dim, half, 1), "weight", DType::F32)?;
             Linear::from_tensors(wt.squeeze(2)?, None)
         };
         Ok(SplitRvqDecoder {

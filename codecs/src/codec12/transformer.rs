@@ -146,7 +146,9 @@ impl Transformer {
                     false,
                 )?,
                 o_proj: Linear::load(&a.pp("o_proj"), nh * hd, h, false)?,
-                attn_scale: l.pp("self_attn_layer_scale").get_as(h, "scale", DType::F32)?,
+                attn_scale: l
+                    .pp("self_attn_layer_scale")
+                    .get_as(h, "scale", DType::F32)?,
                 mlp_scale: l.pp("mlp_layer_scale").get_as(h, "scale", DType::F32)?,
                 mlp,
             });
@@ -184,9 +186,16 @@ impl Transformer {
 
     /// All layers over new rows at positions `start..start+T`, attending to the cached keys of
     /// earlier rows; the caches keep what the window needs for later rows.
-    pub fn forward_cached(&self, x: &Tensor, start: usize, cache: &mut [KvState]) -> Result<Tensor> {
+    pub fn forward_cached(
+        &self,
+        x: &Tensor,
+        start: usize,
+        cache: &mut [KvState],
+    ) -> Result<Tensor> {
         if cache.len() != self.layers.len() {
-            return Err(Error::InvalidArgument("transformer cache of the wrong size".into()));
+            return Err(Error::InvalidArgument(
+                "transformer cache of the wrong size".into(),
+            ));
         }
         self.run(x, start, cache, self.layers.len(), true)
     }
