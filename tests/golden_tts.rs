@@ -282,7 +282,7 @@ fn unit_tensors_match() {
         let codes = to_u32_vec(&u["cp.codes"]);
         let logits = talker
             .code_predictor()
-            .logits_for(&hcp, &c0, &[codes.clone()])
+            .logits_for(&hcp, &c0, std::slice::from_ref(&codes))
             .unwrap();
         assert_close(
             &format!("{ckpt} code predictor logits"),
