@@ -113,7 +113,11 @@ impl Talker {
     /// Text-track vectors `T(id)` = text_projection(text_embedding(id)), `[ids.len(), hidden]`.
     pub fn text(&self, ids: &[u32]) -> Result<Tensor> {
         if ids.is_empty() {
-            return Ok(Tensor::zeros((0, self.hidden_size()), self.dtype, &self.device)?);
+            return Ok(Tensor::zeros(
+                (0, self.hidden_size()),
+                self.dtype,
+                &self.device,
+            )?);
         }
         let idx = Tensor::new(ids, &self.device)?;
         self.text_projection
@@ -123,7 +127,11 @@ impl Talker {
     /// Codec-track vectors `C(id)` (rows of the talker's codec embedding), `[ids.len(), hidden]`.
     pub fn codec(&self, ids: &[u32]) -> Result<Tensor> {
         if ids.is_empty() {
-            return Ok(Tensor::zeros((0, self.hidden_size()), self.dtype, &self.device)?);
+            return Ok(Tensor::zeros(
+                (0, self.hidden_size()),
+                self.dtype,
+                &self.device,
+            )?);
         }
         self.codec_embedding
             .forward(&Tensor::new(ids, &self.device)?)
@@ -222,6 +230,11 @@ impl CodePredictor {
         })
     }
 
+    /// The decoder stack (5 layers in the released models).
+    pub fn decoder(&self) -> &Qwen3Decoder {
+        &self.decoder
+    }
+
     /// Codes predicted per frame (G-1).
     pub fn num_codes(&self) -> usize {
         self.heads.len()
@@ -286,7 +299,12 @@ impl CodePredictor {
 
     /// Logits of every step for given codes (teacher forcing); golden tests pin them.
     /// Returns `[b, G-1, codebook]`.
-    pub fn logits_for(&self, hidden: &Tensor, code0: &Tensor, codes: &[Vec<u32>]) -> Result<Tensor> {
+    pub fn logits_for(
+        &self,
+        hidden: &Tensor,
+        code0: &Tensor,
+        codes: &[Vec<u32>],
+    ) -> Result<Tensor> {
         let mut all = Vec::new();
         self.predict(hidden, code0, |r, s, l| {
             if r == 0 {
@@ -310,7 +328,8 @@ impl CodePredictor {
     pub fn frame_weight_bytes(&self) -> usize {
         let layers = self.decoder.weight_bytes();
         let proj = self.projection.as_ref().map_or(0, |p| p.weight_bytes());
-        self.heads.len() * (layers + proj) + self.heads.iter().map(|h| h.weight_bytes()).sum::<usize>()
+        self.heads.len() * (layers + proj)
+            + self.heads.iter().map(|h| h.weight_bytes()).sum::<usize>()
     }
 }
 
