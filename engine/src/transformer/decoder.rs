@@ -264,7 +264,13 @@ impl Qwen3Decoder {
     /// CPU step path): f32 on the CPU with packed weights, and few enough rows for the
     /// matrix-vector kernels (a decode step, or a prefill of a few positions such as the code
     /// predictor's 2 per frame).
-    pub fn uses_host_step(&self, device: &candle_core::Device, dtype: DType, b: usize, l: usize) -> bool {
+    pub fn uses_host_step(
+        &self,
+        device: &candle_core::Device,
+        dtype: DType,
+        b: usize,
+        l: usize,
+    ) -> bool {
         self.packed
             && device.is_cpu()
             && dtype == DType::F32
@@ -421,6 +427,61 @@ mod tests {
         }
         let inc = Tensor::cat(&parts, 1)?;
         assert!(max_diff(&full, &inc) < 1e-5);
+        Ok(())
+    }
+
+    #[test]
+    fn tiny_prefills_on_the_host_equal_the_tensor_path() -> Result<()> {
+        let (cfg, w) = tiny();
+        let dec = Qwen3Decoder::load(&w, &cfg)?;
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 6, 12), &dev)?;
+        // Rows 2x6 = 12 > GEMV_MAX_ROWS: the tensor path.
+        let full = dec.forward(
+            &x,
+            &Positions::contiguous(2, 0, 6),
+            None,
+            &mut dec.new_cache(),
+        )?;
+        for l in [1usize, 2, 3] {
+            if !dec.uses_host_step(&dev, DType::F32, 1, l) {
+                continue; // no packed kernels on this CPU
+            }
+            // Row 1 alone: l positions, then the rest (host path), as the code predictor runs.
+            let row = x.narrow(0, 1, 1)?;
+            let mut cache = dec.new_cache();
+            let mut parts = vec![dec.forward(
+                &row.narrow(1, 0, l)?,
+                &Positions::contiguous(1, 0, l),
+                None,
+                &mut cache,
+            )?];
+            let flat: Vec<f32> = row.narrow(1, l, 1)?.flatten_all()?.to_vec1()?;
+            let host = dec
+                .forward_host(flat, &Positions::contiguous(1, l, 1), None, &mut cache)?
+                .expect("host path");
+            parts.push(Tensor::from_vec(host, (1, 1, 12), &dev)?);
+            let inc = Tensor::cat(&parts, 1)?;
+            assert!(max_diff(&full.narrow(0, 1, 1)?.narrow(1, 0, l + 1)?, &inc) < 1e-5);
+        }
+        // A left-padded batch of 2 rows x 2 positions (4 rows: the host path).
+        let a = x.narrow(0, 0, 1)?.narrow(1, 0, 2)?;
+        let b1 = x.narrow(0, 1, 1)?.narrow(1, 0, 1)?;
+        let pad = Tensor::zeros((1, 1, 12), DType::F32, &dev)?;
+        let batch = Tensor::cat(&[a.clone(), Tensor::cat(&[&pad, &b1], 1)?], 0)?;
+        let pos = Positions::from_rows(&[vec![0, 1], vec![0, 0]])?;
+        let valid = vec![vec![true, true], vec![false, true]];
+        let out = dec.forward(&batch, &pos, Some(&valid), &mut dec.new_cache())?;
+        let single = |t: &Tensor, n: usize| {
+            dec.forward(
+                t,
+                &Positions::contiguous(1, 0, n),
+                None,
+                &mut dec.new_cache(),
+            )
+        };
+        assert!(max_diff(&out.narrow(0, 0, 1)?, &single(&a, 2)?) < 1e-5);
+        assert!(max_diff(&out.narrow(0, 1, 1)?.narrow(1, 1, 1)?, &single(&b1, 1)?) < 1e-5);
         Ok(())
     }
 
