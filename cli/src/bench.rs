@@ -1,6 +1,7 @@
 //! `qwen3-speech bench asr`: speed of the engine on a full-size Qwen3-ASR checkpoint, side by
 //! side with the PyTorch reference measured the same way on the same machine.
-//! (`qwen3-speech bench align` does the same for the forced aligner: see [`align`].)
+//! (`qwen3-speech bench align` and `bench tts` do the same for the forced aligner and for
+//! Qwen3-TTS: see [`align`] and [`tts`].)
 //!
 //! The checkpoint and the clips come from `tools/bench/make_asr_checkpoint.py` (random weights,
 //! released 0.6B shapes; `<model>/bench-audio/speech_{10s,60s}.wav`). The reference numbers come
@@ -43,6 +44,7 @@ use qwen3_speech::{
 };
 
 mod align;
+mod tts;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -57,6 +59,9 @@ enum BenchWhat {
     /// Qwen3-ForcedAligner: alignment of a 60 s clip (features, encoder, decoder, end to end)
     /// and memory, against the PyTorch reference.
     Align(align::AlignBenchArgs),
+    /// Qwen3-TTS (0.6B CustomVoice): per-frame time (talker + code predictor), codec decode,
+    /// end to end for 4 s of speech and memory, against the PyTorch reference.
+    Tts(tts::TtsBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -100,6 +105,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     match args.what {
         BenchWhat::Asr(a) => bench_asr(a),
         BenchWhat::Align(a) => align::bench_align(a),
+        BenchWhat::Tts(a) => tts::bench_tts(a),
     }
 }
 

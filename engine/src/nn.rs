@@ -273,6 +273,21 @@ impl RmsNorm {
         }
     }
 
+    /// Normalises each row of `x` (`rows × dim`, f32) in place with exactly the arithmetic of
+    /// [`RmsNorm::forward`] on an f32 tensor (candle's fused kernel: sequential sum of squares,
+    /// `x / rms * w`), so host code paths give bit-identical results to the tensor path.
+    pub fn forward_rows_f32_exact(&self, x: &mut [f32]) {
+        let dim = self.weight_f32.len();
+        let eps = self.eps as f32;
+        for row in x.chunks_mut(dim) {
+            let sum2 = row.iter().map(|&v| v * v).sum::<f32>();
+            let m = (sum2 / dim as f32 + eps).sqrt();
+            for (v, w) in row.iter_mut().zip(&self.weight_f32) {
+                *v = *v / m * w;
+            }
+        }
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.dtype() == DType::F32 {
             // The fused kernel computes exactly the f32 reference.
@@ -386,6 +401,34 @@ impl Embedding {
         match &self.table {
             EmbeddingTable::Packed(p) => Ok(Linear::from_packed(p.clone(), None)),
             EmbeddingTable::Tensor(t) => Linear::from_tensors(t.clone(), None),
+        }
+    }
+
+    /// Rows `ids` as host f32 values (`ids.len() × dim`), the same values [`Embedding::forward`]
+    /// returns in an f32 model, without tensors.
+    pub fn rows_f32(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.vocab) {
+            return Err(Error::InvalidArgument(format!(
+                "token id {bad} is outside the embedding table of {} rows",
+                self.vocab
+            )));
+        }
+        match &self.table {
+            EmbeddingTable::Packed(p) if self.dtype == DType::F32 => {
+                let mut out = vec![0f32; ids.len() * self.dim];
+                for (o, &id) in out.chunks_mut(self.dim).zip(ids) {
+                    p.row(id as usize, o)?;
+                }
+                Ok(out)
+            }
+            _ => {
+                let idx = Tensor::new(ids, &self.device)?;
+                Ok(self
+                    .forward(&idx)?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1()?)
+            }
         }
     }
 

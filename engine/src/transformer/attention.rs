@@ -116,40 +116,57 @@ impl Attention {
     }
 }
 
+/// Below this many (query row, head, key) triples the host attention runs on the calling thread:
+/// waking the thread pool costs more than the work (e.g. the code predictor's 16 heads over at
+/// most 16 positions, or a talker step at a short context).
+const SERIAL_ATTENTION_WORK: usize = 16 * 1024;
+
 impl Attention {
-    /// One decode position per row on the CPU in f32, on host buffers: `x` is `b × hidden`
-    /// (already normed), `positions[i]` the RoPE position of row `i`. Returns `b × hidden`, or
-    /// `None` when the weights are not packed for the CPU kernels. Same math as
-    /// [`Attention::forward`], without the dozens of small tensor operations per layer that
-    /// dominate a decode step's overhead.
+    /// `l` consecutive positions per row on the CPU in f32, on host buffers: `x` is
+    /// `(b·l) × hidden` (already normed, row-major by row then position), `positions[r·l + j]`
+    /// the RoPE position of position `j` of row `r`; the new keys and values are appended to
+    /// `cache` and position `j` attends causally to the cached history and to positions `0..=j`.
+    /// Returns `(b·l) × hidden`, or `None` when the weights are not packed for the CPU kernels.
+    /// Same math as [`Attention::forward`], without the dozens of small tensor operations per
+    /// layer that dominate the overhead of a decode step (`l == 1`) or of a tiny prefill (the
+    /// code predictor's 2 positions per frame).
     pub fn step_cpu(
         &self,
         x: &[f32],
         positions: &[u32],
+        l: usize,
         rope: &RotaryEmbedding,
         key_valid: Option<&[Vec<bool>]>,
         cache: &mut LayerKvCache,
     ) -> Result<Option<Vec<f32>>> {
-        let b = positions.len();
+        let rows = positions.len();
+        let l = l.max(1);
+        let b = rows / l;
+        if b * l != rows {
+            return Err(crate::Error::InvalidArgument(format!(
+                "attention step: {rows} positions are not {l} per row"
+            )));
+        }
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let Some(qkv) = self.qkv_proj.forward_f32(x, b)? else {
+        let Some(qkv) = self.qkv_proj.forward_f32(x, rows)? else {
             return Ok(None);
         };
         let width = (nh + 2 * nkv) * hd;
         let half = hd / 2;
-        let mut q = vec![0f32; b * nh * hd];
-        let mut k = vec![0f32; b * nkv * hd];
-        let mut v = vec![0f32; b * nkv * hd];
-        for (bi, &pos) in positions.iter().enumerate() {
-            let row = &qkv[bi * width..(bi + 1) * width];
-            let (cos, sin): (Vec<f32>, Vec<f32>) = rope
-                .inv_freq()
-                .iter()
-                .map(|&f| {
-                    let a = pos as f32 * f;
-                    (a.cos(), a.sin())
-                })
-                .unzip();
+        let mut q = vec![0f32; rows * nh * hd];
+        // Keys and values in the cache layout [b, kv heads, l, head_dim].
+        let mut k = vec![0f32; rows * nkv * hd];
+        let mut v = vec![0f32; rows * nkv * hd];
+        let mut cos = vec![0f32; half];
+        let mut sin = vec![0f32; half];
+        let mut kr = vec![0f32; nkv * hd];
+        for (ri, &pos) in positions.iter().enumerate() {
+            let (bi, j) = (ri / l, ri % l);
+            let row = &qkv[ri * width..(ri + 1) * width];
+            for ((c, s), &f) in cos.iter_mut().zip(sin.iter_mut()).zip(rope.inv_freq()) {
+                let a = pos as f32 * f;
+                (*c, *s) = (a.cos(), a.sin());
+            }
             let rotate = |head: &mut [f32]| {
                 for i in 0..half {
                     let (a, c) = (head[i], head[i + half]);
@@ -157,28 +174,36 @@ impl Attention {
                     head[i + half] = c * cos[i] + a * sin[i];
                 }
             };
-            let qd = &mut q[bi * nh * hd..(bi + 1) * nh * hd];
+            let qd = &mut q[ri * nh * hd..(ri + 1) * nh * hd];
             qd.copy_from_slice(&row[..nh * hd]);
             self.q_norm.forward_rows_f32(qd);
             qd.chunks_mut(hd).for_each(rotate);
-            let kd = &mut k[bi * nkv * hd..(bi + 1) * nkv * hd];
-            kd.copy_from_slice(&row[nh * hd..(nh + nkv) * hd]);
-            self.k_norm.forward_rows_f32(kd);
-            kd.chunks_mut(hd).for_each(rotate);
-            v[bi * nkv * hd..(bi + 1) * nkv * hd].copy_from_slice(&row[(nh + nkv) * hd..]);
+            kr.copy_from_slice(&row[nh * hd..(nh + nkv) * hd]);
+            self.k_norm.forward_rows_f32(&mut kr);
+            kr.chunks_mut(hd).for_each(rotate);
+            let vr = &row[(nh + nkv) * hd..];
+            for g in 0..nkv {
+                let dst = ((bi * nkv + g) * l + j) * hd;
+                k[dst..dst + hd].copy_from_slice(&kr[g * hd..(g + 1) * hd]);
+                v[dst..dst + hd].copy_from_slice(&vr[g * hd..(g + 1) * hd]);
+            }
         }
         let n_rep = nh / nkv;
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut out = vec![0f32; b * nh * hd];
-        cache.append_and_read_f32(k, v, (b, nkv, hd), |kc, vc, cap, len| {
+        let mut out = vec![0f32; rows * nh * hd];
+        cache.append_and_read_f32(k, v, (b, nkv, l, hd), |kc, vc, cap, len| {
             use rayon::prelude::*;
-            out.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
-                let (bi, h) = (idx / nh, idx % nh);
+            let first_new = len - l;
+            let head = |(idx, o): (usize, &mut [f32])| {
+                let (ri, h) = (idx / nh, idx % nh);
+                let (bi, j) = (ri / l, ri % l);
+                // Causal: the cached history and the new positions up to this one.
+                let visible = first_new + j + 1;
                 let g = h / n_rep;
-                let qh = &q[(bi * nh + h) * hd..(bi * nh + h + 1) * hd];
+                let qh = &q[(ri * nh + h) * hd..(ri * nh + h + 1) * hd];
                 let base = (bi * nkv + g) * cap * hd;
                 let valid = |t: usize| key_valid.is_none_or(|kv| kv[bi][t]);
-                let mut scores: Vec<f32> = (0..len)
+                let mut scores: Vec<f32> = (0..visible)
                     .map(|t| {
                         if valid(t) {
                             let kt = &kc[base + t * hd..base + (t + 1) * hd];
@@ -202,9 +227,14 @@ impl Attention {
                         o.iter_mut().zip(vt).for_each(|(o, v)| *o += w * v);
                     }
                 }
-            });
+            };
+            if rows * nh * len < SERIAL_ATTENTION_WORK {
+                out.chunks_mut(hd).enumerate().for_each(head);
+            } else {
+                out.par_chunks_mut(hd).enumerate().for_each(head);
+            }
         })?;
-        self.o_proj.forward_f32(&out, b)
+        self.o_proj.forward_f32(&out, rows)
     }
 }
 

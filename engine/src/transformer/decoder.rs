@@ -109,29 +109,30 @@ impl DecoderLayer {
         &self.input_layernorm
     }
 
-    /// One decode position per row on the host in f32 (see [`Attention::step_cpu`]); updates
-    /// `x` (`b × hidden`) in place. Returns false when the weights are not packed.
+    /// `l` positions per row on the host in f32 (see [`Attention::step_cpu`]); updates `x`
+    /// (`(b·l) × hidden`) in place. Returns false when the weights are not packed.
     fn step_cpu(
         &self,
         x: &mut [f32],
         positions: &[u32],
+        l: usize,
         rope: &RotaryEmbedding,
         key_valid: Option<&[Vec<bool>]>,
         cache: &mut super::kv_cache::LayerKvCache,
     ) -> Result<bool> {
-        let b = positions.len();
+        let rows = positions.len();
         let mut h = x.to_vec();
         self.input_layernorm.forward_rows_f32(&mut h);
         let Some(a) = self
             .self_attn
-            .step_cpu(&h, positions, rope, key_valid, cache)?
+            .step_cpu(&h, positions, l, rope, key_valid, cache)?
         else {
             return Ok(false);
         };
         x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
-        let mut h = x.to_vec();
+        h.copy_from_slice(x);
         self.post_attention_layernorm.forward_rows_f32(&mut h);
-        let Some(m) = self.mlp.forward_rows_f32(&h, b)? else {
+        let Some(m) = self.mlp.forward_rows_f32(&h, rows)? else {
             return Ok(false);
         };
         x.iter_mut().zip(&m).for_each(|(x, m)| *x += m);
@@ -238,17 +239,10 @@ impl Qwen3Decoder {
         }
         let dtype = embeds.dtype();
         let device = embeds.device();
-        if l == 1 && device.is_cpu() && dtype == DType::F32 && self.packed {
-            // Decode step: run the layers on host buffers (see Attention::step_cpu).
-            let mut x: Vec<f32> = embeds.flatten_all()?.to_vec1()?;
-            let pos: Vec<u32> = positions.as_flat().to_vec();
-            for (i, layer) in self.layers.iter().take(n).enumerate() {
-                if !layer.step_cpu(&mut x, &pos, &self.rope, key_valid, cache.layer_mut(i))? {
-                    return Err(crate::Error::InvalidArgument(
-                        "decoder: weights are not packed for the CPU step".into(),
-                    ));
-                }
-            }
+        if self.uses_host_step(device, dtype, b, l) {
+            // Decode step or tiny prefill: run the layers on host buffers (Attention::step_cpu).
+            let x: Vec<f32> = embeds.flatten_all()?.to_vec1()?;
+            let x = self.layers_host(x, positions, key_valid, cache, n)?;
             return Ok(Tensor::from_vec(x, embeds.dims(), device)?);
         }
         let kv_len = cache.len() + l;
@@ -264,6 +258,76 @@ impl Qwen3Decoder {
     /// The final RMSNorm.
     pub fn norm(&self, x: &Tensor) -> Result<Tensor> {
         self.norm.forward(x)
+    }
+
+    /// Whether [`Qwen3Decoder::forward`] runs `b` rows of `l` positions on host buffers (the
+    /// CPU step path): f32 on the CPU with packed weights, and few enough rows for the
+    /// matrix-vector kernels (a decode step, or a prefill of a few positions such as the code
+    /// predictor's 2 per frame).
+    pub fn uses_host_step(
+        &self,
+        device: &candle_core::Device,
+        dtype: DType,
+        b: usize,
+        l: usize,
+    ) -> bool {
+        self.packed
+            && device.is_cpu()
+            && dtype == DType::F32
+            && (l == 1 || b * l <= crate::kernels::packed::GEMV_MAX_ROWS)
+    }
+
+    /// [`Qwen3Decoder::forward`] on host f32 rows (`b·l × hidden`, row-major by row then
+    /// position) without tensors: the final-normed hidden states, or `None` when the host step
+    /// path does not apply (see [`Qwen3Decoder::uses_host_step`]).
+    pub fn forward_host(
+        &self,
+        x: Vec<f32>,
+        positions: &Positions,
+        key_valid: Option<&[Vec<bool>]>,
+        cache: &mut KvCache,
+    ) -> Result<Option<Vec<f32>>> {
+        let (b, l) = (positions.batch(), positions.len());
+        if x.len() != b * l * self.cfg.hidden_size {
+            return Err(crate::Error::InvalidArgument(format!(
+                "decoder: {} values for {b}x{l} positions of width {}",
+                x.len(),
+                self.cfg.hidden_size
+            )));
+        }
+        if !self.uses_host_step(&candle_core::Device::Cpu, DType::F32, b, l) {
+            return Ok(None);
+        }
+        let mut x = self.layers_host(x, positions, key_valid, cache, self.layers.len())?;
+        // As `forward` applies it to the layers' output tensor: bit-identical results.
+        self.norm.forward_rows_f32_exact(&mut x);
+        Ok(Some(x))
+    }
+
+    fn layers_host(
+        &self,
+        mut x: Vec<f32>,
+        positions: &Positions,
+        key_valid: Option<&[Vec<bool>]>,
+        cache: &mut KvCache,
+        n: usize,
+    ) -> Result<Vec<f32>> {
+        let pos = positions.as_flat();
+        for (i, layer) in self.layers.iter().take(n).enumerate() {
+            if !layer.step_cpu(
+                &mut x,
+                pos,
+                positions.len(),
+                &self.rope,
+                key_valid,
+                cache.layer_mut(i),
+            )? {
+                return Err(crate::Error::InvalidArgument(
+                    "decoder: weights are not packed for the CPU step".into(),
+                ));
+            }
+        }
+        Ok(x)
     }
 }
 
@@ -363,6 +427,61 @@ mod tests {
         }
         let inc = Tensor::cat(&parts, 1)?;
         assert!(max_diff(&full, &inc) < 1e-5);
+        Ok(())
+    }
+
+    #[test]
+    fn tiny_prefills_on_the_host_equal_the_tensor_path() -> Result<()> {
+        let (cfg, w) = tiny();
+        let dec = Qwen3Decoder::load(&w, &cfg)?;
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 6, 12), &dev)?;
+        // Rows 2x6 = 12 > GEMV_MAX_ROWS: the tensor path.
+        let full = dec.forward(
+            &x,
+            &Positions::contiguous(2, 0, 6),
+            None,
+            &mut dec.new_cache(),
+        )?;
+        for l in [1usize, 2, 3] {
+            if !dec.uses_host_step(&dev, DType::F32, 1, l) {
+                continue; // no packed kernels on this CPU
+            }
+            // Row 1 alone: l positions, then the rest (host path), as the code predictor runs.
+            let row = x.narrow(0, 1, 1)?;
+            let mut cache = dec.new_cache();
+            let mut parts = vec![dec.forward(
+                &row.narrow(1, 0, l)?,
+                &Positions::contiguous(1, 0, l),
+                None,
+                &mut cache,
+            )?];
+            let flat: Vec<f32> = row.narrow(1, l, 1)?.flatten_all()?.to_vec1()?;
+            let host = dec
+                .forward_host(flat, &Positions::contiguous(1, l, 1), None, &mut cache)?
+                .expect("host path");
+            parts.push(Tensor::from_vec(host, (1, 1, 12), &dev)?);
+            let inc = Tensor::cat(&parts, 1)?;
+            assert!(max_diff(&full.narrow(0, 1, 1)?.narrow(1, 0, l + 1)?, &inc) < 1e-5);
+        }
+        // A left-padded batch of 2 rows x 2 positions (4 rows: the host path).
+        let a = x.narrow(0, 0, 1)?.narrow(1, 0, 2)?;
+        let b1 = x.narrow(0, 1, 1)?.narrow(1, 0, 1)?;
+        let pad = Tensor::zeros((1, 1, 12), DType::F32, &dev)?;
+        let batch = Tensor::cat(&[a.clone(), Tensor::cat(&[&pad, &b1], 1)?], 0)?;
+        let pos = Positions::from_rows(&[vec![0, 1], vec![0, 0]])?;
+        let valid = vec![vec![true, true], vec![false, true]];
+        let out = dec.forward(&batch, &pos, Some(&valid), &mut dec.new_cache())?;
+        let single = |t: &Tensor, n: usize| {
+            dec.forward(
+                t,
+                &Positions::contiguous(1, 0, n),
+                None,
+                &mut dec.new_cache(),
+            )
+        };
+        assert!(max_diff(&out.narrow(0, 0, 1)?, &single(&a, 2)?) < 1e-5);
+        assert!(max_diff(&out.narrow(0, 1, 1)?.narrow(1, 1, 1)?, &single(&b1, 1)?) < 1e-5);
         Ok(())
     }
 

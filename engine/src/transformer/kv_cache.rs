@@ -47,19 +47,19 @@ impl LayerKvCache {
         Ok((kc.narrow(2, 0, self.len)?, vc.narrow(2, 0, self.len)?))
     }
 
-    /// Appends one position per row from host f32 data (`[b, h, d]` each) and calls `f` with the
-    /// whole history as host slices laid out `[b, h, capacity, d]`, plus the capacity and the
-    /// new length. Only for CPU f32 caches (the CPU decode step).
+    /// Appends `l` positions per row from host f32 data (`[b, h, l, d]` each) and calls `f` with
+    /// the whole history as host slices laid out `[b, h, capacity, d]`, plus the capacity and
+    /// the new length. Only for CPU f32 caches (the CPU decode step).
     pub fn append_and_read_f32<R>(
         &mut self,
         k: Vec<f32>,
         v: Vec<f32>,
-        (b, h, d): (usize, usize, usize),
+        (b, h, l, d): (usize, usize, usize, usize),
         f: impl FnOnce(&[f32], &[f32], usize, usize) -> R,
     ) -> Result<R> {
         let device = candle_core::Device::Cpu;
-        let k = Tensor::from_vec(k, (b, h, 1, d), &device)?;
-        let v = Tensor::from_vec(v, (b, h, 1, d), &device)?;
+        let k = Tensor::from_vec(k, (b, h, l, d), &device)?;
+        let v = Tensor::from_vec(v, (b, h, l, d), &device)?;
         self.append(&k, &v)?;
         let (kc, vc) = match (&self.k, &self.v) {
             (Some(kc), Some(vc)) => (kc, vc),

@@ -230,6 +230,11 @@ impl CodePredictor {
         })
     }
 
+    /// The decoder stack (5 layers in the released models).
+    pub fn decoder(&self) -> &Qwen3Decoder {
+        &self.decoder
+    }
+
     /// Codes predicted per frame (G-1).
     pub fn num_codes(&self) -> usize {
         self.heads.len()
@@ -265,6 +270,9 @@ impl CodePredictor {
         code0: &Tensor,
         mut pick: impl FnMut(usize, usize, &mut [f32]) -> Result<u32>,
     ) -> Result<Vec<Vec<u32>>> {
+        if self.host_path(hidden.dim(0)?) {
+            return self.predict_host(hidden, code0, pick);
+        }
         let (b, _) = hidden.dims2()?;
         let mut out = vec![Vec::with_capacity(self.heads.len()); b];
         let mut cache = self.decoder.new_cache();
@@ -288,6 +296,78 @@ impl CodePredictor {
             if step + 1 < self.heads.len() {
                 x = self.embed(step, &codes)?.unsqueeze(1)?;
             }
+        }
+        Ok(out)
+    }
+
+    /// Whether [`CodePredictor::predict`] runs on host buffers for a batch of `b` frames: f32
+    /// on the CPU with every projection packed, and at most 2 positions per row within the
+    /// matrix-vector kernels (the 2-position prefill of every frame included).
+    fn host_path(&self, b: usize) -> bool {
+        self.device.is_cpu()
+            && self.dtype == DType::F32
+            && self.decoder.uses_host_step(&self.device, self.dtype, b, 2)
+            && self.heads.iter().all(Linear::is_packed)
+            && self.projection.as_ref().is_none_or(Linear::is_packed)
+    }
+
+    /// [`CodePredictor::predict`] on host f32 buffers: the 15 sequential steps of a frame go
+    /// straight through the packed kernels (the decoder's CPU step path, the heads' GEMV, the
+    /// embedding rows) with no tensor operations between them. Bit-identical to the tensor
+    /// path: the same kernels in the same order.
+    fn predict_host(
+        &self,
+        hidden: &Tensor,
+        code0: &Tensor,
+        mut pick: impl FnMut(usize, usize, &mut [f32]) -> Result<u32>,
+    ) -> Result<Vec<Vec<u32>>> {
+        let (b, width) = hidden.dims2()?;
+        let unpacked = || Error::InvalidArgument("code predictor: weights are not packed".into());
+        let hidden: Vec<f32> = hidden.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let code0: Vec<f32> = code0.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        if code0.len() != hidden.len() {
+            return Err(Error::InvalidArgument(format!(
+                "code predictor: {} code-0 values for {b} hidden rows of {width}",
+                code0.len()
+            )));
+        }
+        // Step 0: the 2-position prefill [h, C(code0)] of every row.
+        let mut x = Vec::with_capacity(2 * b * width);
+        for (h, c) in hidden.chunks(width).zip(code0.chunks(width)) {
+            x.extend_from_slice(h);
+            x.extend_from_slice(c);
+        }
+        let mut out = vec![Vec::with_capacity(self.heads.len()); b];
+        let mut cache = self.decoder.new_cache();
+        let mut codes = vec![0u32; b];
+        for (step, head) in self.heads.iter().enumerate() {
+            let len = if step == 0 { 2 } else { 1 };
+            let x_in = match &self.projection {
+                Some(p) => p.forward_f32(&x, b * len)?.ok_or_else(unpacked)?,
+                None => x,
+            };
+            let positions = Positions::contiguous(b, cache.len(), len);
+            let h = self
+                .decoder
+                .forward_host(x_in, &positions, None, &mut cache)?
+                .ok_or_else(unpacked)?;
+            let dim = h.len() / (b * len);
+            let last: Vec<f32> = h
+                .chunks(dim * len)
+                .flat_map(|row| row[(len - 1) * dim..].iter().copied())
+                .collect();
+            let mut logits = head.forward_f32(&last, b)?.ok_or_else(unpacked)?;
+            let vocab = head.out_dim();
+            for (r, l) in logits.chunks_mut(vocab).enumerate() {
+                let c = pick(r, step, l)?;
+                out[r].push(c);
+                codes[r] = c;
+            }
+            x = if step + 1 < self.heads.len() {
+                self.embeddings[step].rows_f32(&codes)?
+            } else {
+                Vec::new()
+            };
         }
         Ok(out)
     }
