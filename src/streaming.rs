@@ -78,7 +78,7 @@ pub struct StreamEvent {
     pub audio_seconds: f64,
     /// The model's raw output before parsing.
     pub raw: String,
-    /// Work done by the decode.
+    /// Work done by the decode, and its wall times.
     pub stats: StepStats,
 }
 
@@ -106,7 +106,6 @@ pub struct StreamingTranscriber {
     /// Set by the first push: the input rate and its converter to 16 kHz.
     input: Option<(u32, StreamingResampler)>,
     dir: Option<ModelDir>,
-    scratch: Vec<f32>,
 }
 
 impl std::fmt::Debug for StreamingTranscriber {
@@ -146,7 +145,6 @@ impl StreamingTranscriber {
             stream,
             input: None,
             dir: None,
-            scratch: Vec::new(),
         })
     }
 
@@ -186,6 +184,13 @@ impl StreamingTranscriber {
     /// Pushes mono `f32` samples at `sample_rate` (any rate; the first push fixes it for the
     /// session). Returns one event per chunk completed by these samples.
     pub fn push_f32(&mut self, samples: &[f32], sample_rate: u32) -> Result<Vec<StreamEvent>> {
+        let resampled = self.resample(samples, sample_rate)?;
+        let updates = self.stream.push(&self.model, &resampled)?;
+        Ok(updates.into_iter().map(StreamEvent::from).collect())
+    }
+
+    /// `samples` at `sample_rate` converted to 16 kHz by the session's resampler.
+    fn resample(&mut self, samples: &[f32], sample_rate: u32) -> Result<Vec<f32>> {
         if sample_rate == 0 {
             return Err(Error::InvalidArgument(
                 "sample rate must be positive".into(),
@@ -206,10 +211,9 @@ impl StreamingTranscriber {
                 &mut self.input.insert((sample_rate, r)).1
             }
         };
-        self.scratch.clear();
-        resampler.push_into(samples, &mut self.scratch)?;
-        let updates = self.stream.push(&self.model, &self.scratch)?;
-        Ok(updates.into_iter().map(StreamEvent::from).collect())
+        let mut out = Vec::with_capacity(samples.len());
+        resampler.push_into(samples, &mut out)?;
+        Ok(out)
     }
 
     /// Pushes mono 16-bit samples (converted as the reference does: `x / 32768`).
@@ -222,15 +226,27 @@ impl StreamingTranscriber {
     /// (`is_final`). The session then needs [`reset`](Self::reset) before new audio.
     pub fn finish(&mut self) -> Result<StreamEvent> {
         if let Some((_, r)) = &mut self.input {
-            self.scratch.clear();
-            r.flush_into(&mut self.scratch)?;
-            if !self.scratch.is_empty() {
+            let mut tail = Vec::new();
+            r.flush_into(&mut tail)?;
+            if !tail.is_empty() {
                 // Whole chunks in the resampler's tail are decoded as chunks first (their
                 // events are folded into the final one).
-                self.stream.push(&self.model, &self.scratch)?;
+                self.stream.push(&self.model, &tail)?;
             }
         }
         Ok(self.stream.finish(&self.model)?.into())
+    }
+
+    /// Ends the stream with one last decode over what is buffered plus `samples` (at the
+    /// session's rate; the first rate if nothing was pushed yet), without a decode per chunk
+    /// in between: what a live session that fell behind wants when it is stopped. Equal to
+    /// pushing `samples` and [`finish`](Self::finish) when they complete no chunk.
+    pub fn finish_with_f32(&mut self, samples: &[f32], sample_rate: u32) -> Result<StreamEvent> {
+        let mut tail = self.resample(samples, sample_rate)?;
+        if let Some((_, r)) = &mut self.input {
+            r.flush_into(&mut tail)?;
+        }
+        Ok(self.stream.finish_with(&self.model, &tail)?.into())
     }
 
     /// Starts a new stream with the same model and options.

@@ -40,6 +40,8 @@
 pub mod encoder;
 pub mod features;
 
+use std::time::Instant;
+
 use candle_core::{IndexOp, Tensor};
 
 use qwen3_speech_engine::audio::ASR_SAMPLE_RATE;
@@ -160,7 +162,7 @@ impl StreamOptions {
 }
 
 /// What one decode step computed (for benchmarks and diagnostics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StepStats {
     /// Audio tokens in the prompt.
     pub audio_tokens: usize,
@@ -176,6 +178,27 @@ pub struct StepStats {
     pub generated_tokens: usize,
     /// The token budget ran out before the model stopped.
     pub truncated: bool,
+    /// Wall time of the features and the audio encoder, seconds.
+    pub encode_seconds: f64,
+    /// Wall time of the prompt through the decoder (up to the first token's logits), seconds.
+    pub prefill_seconds: f64,
+    /// Wall time of the token-by-token decoding, seconds.
+    pub decode_seconds: f64,
+}
+
+impl StepStats {
+    /// The same counts with the wall times zeroed (to compare two runs).
+    pub fn without_times(mut self) -> Self {
+        self.encode_seconds = 0.0;
+        self.prefill_seconds = 0.0;
+        self.decode_seconds = 0.0;
+        self
+    }
+
+    /// Wall time of the whole step, seconds.
+    pub fn total_seconds(&self) -> f64 {
+        self.encode_seconds + self.prefill_seconds + self.decode_seconds
+    }
 }
 
 /// The state after a decode step (or after [`AsrStream::finish`]).
@@ -267,6 +290,28 @@ impl AsrStream {
 
     pub fn options(&self) -> &StreamOptions {
         &self.options
+    }
+
+    /// Switches how the next decodes are computed (the result is the same either way; the
+    /// kept work is dropped when switching to [`StreamMode::Exact`]).
+    pub fn set_mode(&mut self, mode: StreamMode) {
+        self.options.mode = mode;
+        if mode == StreamMode::Exact {
+            self.encoder.reset();
+            self.kv = None;
+            self.kv_windows.clear();
+        }
+    }
+
+    /// Changes the token budget of the next decodes.
+    pub fn set_max_new_tokens(&mut self, max_new_tokens: Option<usize>) -> Result<()> {
+        if max_new_tokens == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_new_tokens must be positive".into(),
+            ));
+        }
+        self.options.max_new_tokens = max_new_tokens;
+        Ok(())
     }
 
     /// The forced language's canonical name, if any.
@@ -376,6 +421,23 @@ impl AsrStream {
         self.step(model, prefix, true)
     }
 
+    /// Ends the stream after appending `samples` to what is buffered, with a single decode
+    /// over all of it (no decode per completed chunk). When the buffered samples plus
+    /// `samples` fit in one chunk this is exactly `push` + `finish`; with more it skips the
+    /// intermediate decodes, which is what stopping a live stream that fell behind wants.
+    pub fn finish_with(&mut self, model: &AsrModel, samples: &[f32]) -> Result<StreamUpdate> {
+        if self.finished {
+            return Err(Error::InvalidArgument(
+                "the stream is already finished".into(),
+            ));
+        }
+        if let Some(i) = samples.iter().position(|x| !x.is_finite()) {
+            return Err(Error::Audio(format!("sample {i} is not a finite number")));
+        }
+        self.buffer.extend_from_slice(samples);
+        self.finish(model)
+    }
+
     /// Forgets the audio and the transcript (same options, same model).
     pub fn reset(&mut self) {
         self.buffer.clear();
@@ -444,6 +506,7 @@ impl AsrStream {
         let dtype = thinker.dtype();
         let incremental = self.options.mode == StreamMode::Incremental;
         let mut stats = StepStats::default();
+        let t0 = Instant::now();
         // Features and audio embeddings of the whole stream.
         self.features.update()?;
         let (audio, window, complete) = if incremental {
@@ -461,6 +524,8 @@ impl AsrStream {
         };
         let n_audio = audio.dim(0)?;
         stats.audio_tokens = n_audio;
+        stats.encode_seconds = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
         let tok = model.tokenizer();
         let special = model.special_tokens();
         let mut ids = self.head.clone();
@@ -504,6 +569,10 @@ impl AsrStream {
             &mut kv,
         )?;
         let mut logits = thinker.logits(&hidden.i((.., rest.len() - 1, ..))?)?;
+        let row: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        stats.prefill_seconds = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let mut row = Some(row);
 
         let budget = self.options.max_new_tokens.unwrap_or_else(|| {
             let sr = f64::from(ASR_SAMPLE_RATE);
@@ -517,7 +586,10 @@ impl AsrStream {
         let mut tokens: Vec<u32> = Vec::new();
         let mut stopped = false;
         loop {
-            let row: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+            let row: Vec<f32> = match row.take() {
+                Some(r) => r,
+                None => logits.flatten_all()?.to_vec1()?,
+            };
             let t = argmax(&row)?;
             if stop.contains(&t) {
                 stopped = true;
@@ -534,6 +606,7 @@ impl AsrStream {
         }
         stats.generated_tokens = tokens.len();
         stats.truncated = !stopped;
+        stats.decode_seconds = t0.elapsed().as_secs_f64();
         if incremental {
             self.kv = Some(kv);
             self.kv_windows = complete;
