@@ -15,6 +15,7 @@ pub use qwen3_speech_engine as engine;
 pub use qwen3_speech_models as models;
 
 mod alignment;
+pub mod streaming;
 pub mod subtitles;
 pub mod synthesizer;
 mod transcriber;
@@ -24,7 +25,8 @@ pub use alignment::{Aligner, AlignerConfig, DEFAULT_ALIGNER};
 pub use engine::device::{ComputeDType, DeviceSpec};
 pub use engine::hub::{FetchOptions, ModelDir, ModelSource};
 pub use engine::{Error, Result};
-pub use models::asr::EncoderAttention;
+pub use models::asr::{EncoderAttention, StreamMode, StreamOptions};
+pub use streaming::{StreamEvent, StreamingConfig, StreamingTranscriber};
 pub use synthesizer::{
     Audio, AudioStream, SpeakRequest, StreamOptions, Synthesis, SynthesisOptions, Synthesizer,
     SynthesizerConfig, TextInput, VoiceReference,

@@ -1,6 +1,7 @@
 //! Speech recognition: [`Transcriber`].
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::aligner::WordTiming;
 use crate::alignment::{Aligner, AlignerConfig};
@@ -158,7 +159,7 @@ impl From<AsrTranscription> for Transcription {
 
 /// A loaded Qwen3-ASR model with its options.
 pub struct Transcriber {
-    model: AsrModel,
+    model: Arc<AsrModel>,
     config: TranscriberConfig,
     dir: ModelDir,
     aligner: Option<Aligner>,
@@ -201,7 +202,7 @@ impl Transcriber {
             None => None,
         };
         Ok(Transcriber {
-            model,
+            model: Arc::new(model),
             config,
             dir,
             aligner,
@@ -219,6 +220,12 @@ impl Transcriber {
     /// The underlying model, for incremental use (streaming, custom pipelines).
     pub fn model(&self) -> &AsrModel {
         &self.model
+    }
+
+    /// A live transcription session sharing this transcriber's model (see
+    /// [`StreamingTranscriber`](crate::StreamingTranscriber)).
+    pub fn stream(&self, options: crate::StreamOptions) -> Result<crate::StreamingTranscriber> {
+        crate::StreamingTranscriber::with_model(Arc::clone(&self.model), options)
     }
 
     /// The forced aligner, when word times were asked for.

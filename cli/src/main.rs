@@ -1,8 +1,11 @@
 //! The `qwen3-speech` command line.
 
 mod align;
+#[cfg(feature = "audio-io")]
+mod audio_io;
 mod bench;
 mod codec;
+mod listen;
 mod output;
 mod speak;
 mod transcribe;
@@ -50,6 +53,15 @@ enum Command {
     Speak(speak::SpeakArgs),
     /// List the speakers and languages of a Qwen3-TTS model.
     Speakers(speak::SpeakersArgs),
+    /// Live transcription from the microphone, an audio file or raw PCM on stdin; Ctrl-C
+    /// stops and prints the final transcript.
+    Listen(listen::ListenArgs),
+    /// List the audio input and output devices.
+    Devices {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure speed and memory (`bench asr`), side by side with the PyTorch reference.
     Bench(bench::BenchArgs),
     /// Encode audio to speech tokenizer codes (JSON) and decode codes back to audio (WAV), with
@@ -83,6 +95,8 @@ fn main() -> ExitCode {
         Command::Info { model } => info(&model).map(|_| ExitCode::SUCCESS),
         Command::Speak(args) => speak::run(args),
         Command::Speakers(args) => speak::run_speakers(args),
+        Command::Listen(args) => listen::run(args),
+        Command::Devices { json } => devices(json),
         Command::Bench(args) => bench::run(args),
         Command::Codec { command } => codec::run(command),
     };
@@ -93,6 +107,39 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "audio-io")]
+fn devices(json: bool) -> Result<ExitCode> {
+    let (host, inputs, outputs) = audio_io::list_devices()?;
+    if json {
+        println!("{}", audio_io::devices_json(&host, &inputs, &outputs));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("host: {host}");
+    for (title, list) in [("input", &inputs), ("output", &outputs)] {
+        if list.is_empty() {
+            println!("no {title} devices found");
+            continue;
+        }
+        println!("{title} devices (* = default):");
+        for d in list.iter() {
+            let mark = if d.is_default { '*' } else { ' ' };
+            let id = if d.id.is_empty() || d.id.ends_with(&d.name) {
+                String::new()
+            } else {
+                format!(" [{}]", d.id)
+            };
+            let config = d.config.as_deref().unwrap_or("");
+            println!("{mark} {}{id}  ({config})", d.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "audio-io"))]
+fn devices(_json: bool) -> Result<ExitCode> {
+    anyhow::bail!("this build has no audio device support (rebuild with the `audio-io` feature)")
 }
 
 fn resolve(model: &str, progress: bool) -> Result<qwen3_speech::ModelDir> {

@@ -12,6 +12,7 @@ Areas (in dependency order):
   thinker_text  tests/fixtures/asr-tiny/expected/thinker_text.*  (needs asr_tiny)
   asr           tests/fixtures/asr-tiny/expected/{clip_*,asr_*,clips.json,frontend.safetensors} (needs asr_tiny)
   asr_real      tests/fixtures/asr-real/ real audio files + end-to-end goldens (needs asr_tiny)
+  asr_stream    tests/fixtures/asr-stream/ reference streaming runs (needs asr_tiny, asr_real)
   aligner       tests/fixtures/aligner-tiny/ checkpoint + expected/ goldens (needs tokenizer)
   codec12       tests/fixtures/codec12-tiny/ tiny 12 Hz speech tokenizer + expected/ goldens
   tts           tests/fixtures/tts-tiny/ tiny Qwen3-TTS checkpoints + expected/ (needs tokenizer, gen_codec12.py)
@@ -41,7 +42,7 @@ sys.path.insert(0, str(HERE))
 from common import FIXTURES, REPO_ROOT, RUN_NOTES, setup_determinism, sha256_file  # noqa: E402
 
 AREAS = [
-    "audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "aligner", "codec12", "tts_speaker", "tts",
+    "audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "asr_stream", "aligner", "codec12", "tts_speaker", "tts",
     "pure", "verify",
 ]  # fmt: skip
 
@@ -65,6 +66,8 @@ def area_files(area: str, fixtures: Path):
         )
     if area == "asr_real":
         return sorted(p for p in (fixtures / "asr-real").glob("*") if p.is_file())
+    if area == "asr_stream":
+        return sorted(p for p in (fixtures / "asr-stream").glob("*") if p.is_file())
     if area == "aligner":
         return sorted(p for p in (fixtures / "aligner-tiny").rglob("*") if p.is_file())
     if area == "codec12":
@@ -116,6 +119,10 @@ def run_area(area: str, fixtures: Path):
         import gen_asr_real
 
         return gen_asr_real.main(fixtures)
+    if area == "asr_stream":
+        import gen_asr_stream
+
+        return gen_asr_stream.main(fixtures)
     if area == "aligner":
         import gen_aligner
 
@@ -181,7 +188,7 @@ def main(argv=None):
             ap.error(f"unknown area {a!r}; choose from {AREAS}")
     areas = [a for a in AREAS if a in areas]  # dependency order
     if "asr_tiny" in areas:
-        for dep in ["thinker_text", "asr", "asr_real"]:
+        for dep in ["thinker_text", "asr", "asr_real", "asr_stream"]:
             if dep not in areas:
                 print(f"warning: asr_tiny regenerated without {dep}; its goldens may be stale", file=sys.stderr)
 

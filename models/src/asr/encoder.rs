@@ -282,8 +282,30 @@ impl AudioEncoder {
         }
     }
 
+    /// Encodes a piece of a clip's log-mel that starts on a chunk boundary: chunks of
+    /// `chunk_frames` from its first frame, each zero-padded to `pad_to` frames (the longest
+    /// chunk of the *whole* clip, as [`AudioEncoder::stem`] pads), then the transformer layers
+    /// with attention windows of `window` tokens counted from the piece's first token, and the
+    /// head. On a piece that starts on an attention-window boundary this gives exactly the rows
+    /// of the whole-clip encoding that belong to the piece (windows do not see each other),
+    /// which is what the streaming encoder relies on.
+    pub fn forward_segment(&self, mel: &Tensor, pad_to: usize, window: usize) -> Result<Tensor> {
+        let stem = self.stem_padded(mel, Some(pad_to))?;
+        let mut h = stem.embedded;
+        for layer in &self.layers {
+            h = layer.forward(&h, window.max(1))?;
+        }
+        self.head(&h)
+    }
+
     /// Runs the conv stem, position add and gather.
     pub fn stem(&self, mel: &Tensor) -> Result<StemOutput> {
+        self.stem_padded(mel, None)
+    }
+
+    /// [`AudioEncoder::stem`] with every chunk zero-padded to `pad_to` frames (default: the
+    /// longest chunk of `mel`).
+    fn stem_padded(&self, mel: &Tensor, pad_to: Option<usize>) -> Result<StemOutput> {
         let (n_mels, frames) = mel.dims2()?;
         if n_mels != self.cfg.num_mel_bins {
             return Err(Error::InvalidArgument(format!(
@@ -295,7 +317,16 @@ impl AudioEncoder {
             return Err(Error::Audio("no feature frames to encode".into()));
         }
         let lens = chunk_lengths(frames, self.cfg.chunk_frames());
-        let max_len = lens.iter().copied().max().unwrap_or(0);
+        let longest = lens.iter().copied().max().unwrap_or(0);
+        let max_len = match pad_to {
+            Some(p) if p < longest => {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot pad chunks of {longest} frames to {p}"
+                )));
+            }
+            Some(p) => p,
+            None => longest,
+        };
         let (conv_out, t) = match &self.packed_stem {
             Some(stem) => self.packed_conv_stem(stem, mel, &lens, max_len)?,
             None => self.candle_conv_stem(mel, &lens, max_len)?,

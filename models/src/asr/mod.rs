@@ -8,10 +8,12 @@ pub mod lengths;
 pub mod pipeline;
 pub mod prompt;
 pub mod split;
+pub mod streaming;
 pub mod text;
 pub mod thinker;
 
 pub use config::{AsrConfig, AudioEncoderConfig, ThinkerConfig};
 pub use encoder::{AudioEncoder, EncoderAttention};
 pub use pipeline::{AsrModel, AsrOptions, AsrTranscription, PieceTranscription, Progress};
+pub use streaming::{AsrStream, StreamMode, StreamOptions, StreamUpdate};
 pub use thinker::Thinker;
