@@ -27,9 +27,12 @@ pub use engine::hub::{FetchOptions, ModelDir, ModelSource};
 pub use engine::{Error, Result};
 pub use models::asr::{EncoderAttention, StreamMode, StreamOptions};
 pub use streaming::{StreamEvent, StreamingConfig, StreamingTranscriber};
+/// Chunking of [`Synthesizer::speak_stream`] (`synthesizer::StreamOptions`; the root name
+/// `StreamOptions` is the streaming transcriber's).
+pub use synthesizer::StreamOptions as SpeechStreamOptions;
 pub use synthesizer::{
-    Audio, AudioStream, SpeakRequest, StreamOptions, Synthesis, SynthesisOptions, Synthesizer,
-    SynthesizerConfig, TextInput, VoiceReference,
+    Audio, AudioStream, SpeakRequest, Synthesis, SynthesisOptions, Synthesizer, SynthesizerConfig,
+    TextInput, VoiceReference,
 };
 pub use transcriber::{
     AudioInput, Segment, Transcriber, TranscriberConfig, Transcription, load_input,

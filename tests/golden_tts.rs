@@ -600,7 +600,8 @@ fn sampled_runs_match_with_the_reference_draws() {
 /// the offline result (CustomVoice, and an in-context clone whose reference part is cut).
 #[test]
 fn streamed_audio_equals_the_offline_audio() {
-    use qwen3_speech::{StreamOptions, SynthesisOptions};
+    use qwen3_speech::SynthesisOptions;
+    use qwen3_speech::synthesizer::StreamOptions;
     let opts = SynthesisOptions {
         greedy: true,
         repetition_penalty: Some(1.05),

@@ -204,3 +204,167 @@ where
         None,
     )
 }
+
+/// A running playback: samples pushed with [`Playback::push`] are played in order on the output
+/// device. Dropping it stops the device.
+pub struct Playback {
+    stream: cpal::Stream,
+    queue: std::sync::Arc<std::sync::Mutex<PlayQueue>>,
+    resampler: Option<qwen3_speech::engine::audio::StreamingResampler>,
+    pub description: String,
+}
+
+#[derive(Default)]
+struct PlayQueue {
+    samples: std::collections::VecDeque<f32>,
+    /// Set when a stream error occurred (the device went away).
+    error: Option<String>,
+}
+
+/// Opens the output `device` (default: the host's default output) to play mono audio at
+/// `rate`; the audio is resampled to the device's rate and copied to all its channels.
+pub fn start_playback(device: Option<&str>, rate: u32) -> Result<Playback> {
+    let host = cpal::default_host();
+    let dev = match device {
+        None => host
+            .default_output_device()
+            .ok_or_else(|| anyhow!("no output device (see `qwen3-speech devices`)"))?,
+        Some(wanted) => {
+            let lower = wanted.to_lowercase();
+            host.output_devices()
+                .context("cannot list output devices")?
+                .find(|d| {
+                    device_name(d).to_lowercase().contains(&lower)
+                        || device_id(d).to_lowercase().contains(&lower)
+                })
+                .ok_or_else(|| anyhow!("no output device matches '{wanted}'"))?
+        }
+    };
+    let name = device_name(&dev);
+    let config = dev
+        .default_output_config()
+        .with_context(|| format!("output device '{name}' has no usable configuration"))?;
+    let channels = usize::from(config.channels()).max(1);
+    let device_rate = config.sample_rate();
+    let description = format!("'{name}' ({})", config_text(&config));
+    if config.sample_format() != SampleFormat::F32 && config.sample_format() != SampleFormat::I16 {
+        bail!(
+            "output device '{name}' takes {} samples, which are not supported",
+            config.sample_format()
+        );
+    }
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(PlayQueue::default()));
+    let q = queue.clone();
+    let qe = queue.clone();
+    let on_error = move |e| {
+        if let Ok(mut g) = qe.lock() {
+            g.error = Some(format!("{e}"));
+        }
+    };
+    let stream_config: cpal::StreamConfig = config.config();
+    let stream = match config.sample_format() {
+        SampleFormat::F32 => dev.build_output_stream::<f32, _, _>(
+            stream_config,
+            move |out: &mut [f32], _| fill(out, channels, &q, |x| x),
+            on_error,
+            None,
+        ),
+        _ => dev.build_output_stream::<i16, _, _>(
+            stream_config,
+            move |out: &mut [i16], _| {
+                fill(
+                    out,
+                    channels,
+                    &q,
+                    qwen3_speech::engine::audio::wav::f32_to_pcm16,
+                )
+            },
+            on_error,
+            None,
+        ),
+    }
+    .with_context(|| format!("cannot open output device '{name}'"))?;
+    stream
+        .play()
+        .with_context(|| format!("cannot start output device '{name}'"))?;
+    let resampler = if device_rate == rate {
+        None
+    } else {
+        Some(qwen3_speech::engine::audio::StreamingResampler::new(
+            rate,
+            device_rate,
+        )?)
+    };
+    Ok(Playback {
+        stream,
+        queue,
+        resampler,
+        description,
+    })
+}
+
+/// Copies queued samples into a device buffer (silence when the queue runs dry).
+fn fill<T: Copy + Default>(
+    out: &mut [T],
+    channels: usize,
+    queue: &std::sync::Mutex<PlayQueue>,
+    convert: impl Fn(f32) -> T,
+) {
+    let Ok(mut q) = queue.lock() else {
+        out.fill(T::default());
+        return;
+    };
+    for frame in out.chunks_mut(channels) {
+        let v = q.samples.pop_front().map_or(T::default(), &convert);
+        frame.fill(v);
+    }
+}
+
+impl Playback {
+    /// Queues mono samples for playback.
+    pub fn push(&mut self, samples: &[f32]) -> Result<()> {
+        let samples = match &mut self.resampler {
+            Some(r) => r.push(samples)?,
+            None => samples.to_vec(),
+        };
+        let mut q = self
+            .queue
+            .lock()
+            .map_err(|_| anyhow!("playback queue poisoned"))?;
+        if let Some(e) = q.error.take() {
+            bail!("playback failed: {e}");
+        }
+        q.samples.extend(samples);
+        Ok(())
+    }
+
+    /// Plays what is still queued, then stops.
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(r) = &mut self.resampler {
+            let tail = r.flush()?;
+            self.queue
+                .lock()
+                .map_err(|_| anyhow!("playback queue poisoned"))?
+                .samples
+                .extend(tail);
+        }
+        loop {
+            let q = self
+                .queue
+                .lock()
+                .map_err(|_| anyhow!("playback queue poisoned"))?;
+            if let Some(e) = &q.error {
+                bail!("playback failed: {e}");
+            }
+            if q.samples.is_empty() {
+                break;
+            }
+            drop(q);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Let the device play out its last buffer.
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        drop(self.stream);
+        Ok(())
+    }
+}

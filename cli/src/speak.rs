@@ -67,8 +67,19 @@ pub struct SpeakArgs {
     #[arg(long, requires = "ref_audio")]
     x_vector_only: bool,
     /// Output WAV file, or `-` for standard output, written while the speech is generated.
-    #[arg(long, short = 'o', value_name = "WAV")]
-    output: PathBuf,
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "WAV",
+        required_unless_present = "play"
+    )]
+    output: Option<PathBuf>,
+    /// Play the speech on the default (or --output-device) output while it is generated.
+    #[arg(long)]
+    play: bool,
+    /// Output device for --play (a name or part of it; see `qwen3-speech devices`).
+    #[arg(long, value_name = "D", requires = "play")]
+    output_device: Option<String>,
     /// With `-o -`: a WAV stream (header with unknown length) or raw 16-bit little-endian PCM.
     #[arg(long, value_enum, default_value = "wav")]
     stream_format: StreamFormat,
@@ -157,27 +168,37 @@ pub fn run(args: SpeakArgs) -> Result<ExitCode> {
         repetition_penalty: args.repetition_penalty,
         max_frames: args.max_frames,
     };
-    if args.output.as_os_str() == "-" {
+    let to_stdout = args.output.as_deref().is_some_and(|o| o.as_os_str() == "-");
+    if args.play {
+        if to_stdout {
+            bail!("--play and -o - cannot be combined");
+        }
+        return play(&synth, &request, &options, &args);
+    }
+    if to_stdout {
         return stream_to_stdout(&synth, &request, &options, &args);
     }
+    let Some(output) = args.output.clone() else {
+        bail!("give an output file with -o (or --play)");
+    };
     let start = std::time::Instant::now();
     let out = synth.speak(&request, &options)?;
     for w in &out.warnings {
         eprintln!("warning: {w}");
     }
     write_wav(
-        &args.output,
+        &output,
         &out.audio.samples,
         out.audio.sample_rate,
         WavFormat::Pcm16,
     )
-    .with_context(|| format!("cannot write {}", args.output.display()))?;
+    .with_context(|| format!("cannot write {}", output.display()))?;
     if !args.quiet {
         let secs = start.elapsed().as_secs_f64();
         let dur = out.audio.duration_seconds();
         eprintln!(
             "{}: {:.2} s of audio ({} frames) in {:.2} s (real-time factor {:.2}){}",
-            args.output.display(),
+            output.display(),
             dur,
             out.frames.len(),
             secs,
@@ -192,6 +213,58 @@ pub fn run(args: SpeakArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn stream_options(args: &SpeakArgs) -> StreamOptions {
+    StreamOptions {
+        first_chunk_frames: args.first_chunk_frames,
+        chunk_frames: args.chunk_frames,
+    }
+}
+
+/// Plays the speech while it is generated (and writes -o FILE at the end when given).
+#[cfg(feature = "audio-io")]
+fn play(
+    synth: &Synthesizer,
+    request: &SpeakRequest,
+    options: &SynthesisOptions,
+    args: &SpeakArgs,
+) -> Result<ExitCode> {
+    let mut stream = synth.speak_stream(request, options, &stream_options(args))?;
+    for w in stream.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let mut player =
+        crate::audio_io::start_playback(args.output_device.as_deref(), stream.sample_rate())?;
+    if !args.quiet {
+        eprintln!("playing on {}", player.description);
+    }
+    let mut all = Vec::new();
+    while let Some(chunk) = stream.next_chunk()? {
+        player.push(&chunk)?;
+        all.extend(chunk);
+    }
+    if stream.truncated() {
+        eprintln!(
+            "warning: stopped at the frame limit before the model ended the speech; raise --max-frames"
+        );
+    }
+    player.finish()?;
+    if let Some(path) = &args.output {
+        write_wav(path, &all, stream.sample_rate(), WavFormat::Pcm16)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "audio-io"))]
+fn play(
+    _: &Synthesizer,
+    _: &SpeakRequest,
+    _: &SynthesisOptions,
+    _: &SpeakArgs,
+) -> Result<ExitCode> {
+    bail!("this build has no audio output (built without the `audio-io` feature)")
+}
+
 /// Writes audio to stdout chunk by chunk as it is generated.
 fn stream_to_stdout(
     synth: &Synthesizer,
@@ -199,12 +272,8 @@ fn stream_to_stdout(
     options: &SynthesisOptions,
     args: &SpeakArgs,
 ) -> Result<ExitCode> {
-    let stream_opts = StreamOptions {
-        first_chunk_frames: args.first_chunk_frames,
-        chunk_frames: args.chunk_frames,
-    };
     let start = std::time::Instant::now();
-    let mut stream = synth.speak_stream(request, options, &stream_opts)?;
+    let mut stream = synth.speak_stream(request, options, &stream_options(args))?;
     for w in stream.warnings() {
         eprintln!("warning: {w}");
     }
