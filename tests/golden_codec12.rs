@@ -471,3 +471,21 @@ fn speech_tokenizer_picks_the_codec() {
     let err = SpeechTokenizer::load(&empty, &dev).unwrap_err().to_string();
     assert!(err.contains("speech_tokenizer"), "{err}");
 }
+
+#[test]
+fn seanet_in_pieces_equals_one_pass() {
+    let c = codec();
+    let t = load_tensors(&format!("{DIR}/expected/encode_synth.safetensors"));
+    let wave = t["waveform"].unsqueeze(1).unwrap();
+    let whole = c.encoder().seanet_pieces(&wave, usize::MAX, true).unwrap();
+    // 24 samples per hop: pieces of 1, 5 and 100 hops (the last piece is partial: 4801 samples).
+    for piece in [24, 120, 2400, 50] {
+        let p = c.encoder().seanet_pieces(&wave, piece, true).unwrap();
+        let d = max_abs(&to_f32_vec(&p.out), &to_f32_vec(&whole.out));
+        assert!(d < 1e-5, "pieces of {piece}: {d:e}");
+        for (a, b) in p.stages.iter().zip(&whole.stages) {
+            assert!(max_abs(&to_f32_vec(a), &to_f32_vec(b)) < 1e-5);
+        }
+        close("seanet in pieces", &p.out, &t["seanet_out"]);
+    }
+}

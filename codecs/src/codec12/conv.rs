@@ -7,7 +7,8 @@
 //!
 //! * On a CPU with the engine's packed kernels, im2col rows are built on the host in tiles and
 //!   multiplied with the weight packed once at load time ([`PackedMatrix`]); tiles run in
-//!   parallel. Depthwise convolutions and SnakeBeta are host loops.
+//!   parallel. Depthwise convolutions, SnakeBeta (with a vectorisable sine) and ELU are host
+//!   loops.
 //! * Elsewhere (CUDA, other CPUs), candle's `conv1d` and tensor ops do the same arithmetic.
 //!
 //! Transposed convolutions whose kernel is a multiple of the stride (all of this codec's) are
@@ -44,6 +45,9 @@ pub(crate) fn host(x: &Tensor) -> Result<Vec<f32>> {
 pub(crate) fn from_host(v: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(v, (rows, cols), device)?)
 }
+
+// Host loops (im2col, depthwise, SnakeBeta, ELU) run where the packed kernels do, so
+// `QWEN3_SPEECH_KERNELS=candle` exercises every tensor-op fallback on the CPU too.
 
 /// A dense 1-D convolution (no padding: callers pad), weight `(cout, cin, k)`.
 #[derive(Debug, Clone)]
@@ -153,25 +157,51 @@ impl Conv1d {
 
     /// The convolution without padding: `x` `(rows, cin)` → `(valid_len(rows), cout)`.
     pub fn forward_valid(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_prefixed(None, x)
+    }
+
+    /// [`Conv1d::forward_valid`] over the rows of `prefix` followed by the rows of `x`, without
+    /// concatenating them on the packed path (streaming histories, causal zero padding).
+    pub fn forward_prefixed(&self, prefix: Option<&Tensor>, x: &Tensor) -> Result<Tensor> {
         let (rows, cin) = dims(x)?;
+        let pre_rows = match prefix {
+            Some(p) => {
+                let (r, c) = dims(p)?;
+                if c != cin {
+                    return Err(Error::InvalidArgument(
+                        "convolution history of another width".into(),
+                    ));
+                }
+                r
+            }
+            None => 0,
+        };
         if cin != self.cin {
             return Err(Error::InvalidArgument(format!(
                 "convolution expects {} input channels, got {cin}",
                 self.cin
             )));
         }
-        let out_rows = self.valid_len(rows);
+        let out_rows = self.valid_len(pre_rows + rows);
         if out_rows == 0 {
             return Ok(Tensor::zeros((0, self.cout), DType::F32, x.device())?);
         }
         match &self.imp {
             ConvImpl::Packed { w, bias } => {
-                let xv = host(x)?;
-                let y = self.packed_forward(w, bias.as_deref(), &xv, out_rows);
-                from_host(y?, out_rows, self.cout, x.device())
+                let y = with_host(x, |xv| match prefix {
+                    Some(p) => with_host(p, |pv| {
+                        self.packed_forward(w, bias.as_deref(), pv, xv, out_rows)
+                    })?,
+                    None => self.packed_forward(w, bias.as_deref(), &[], xv, out_rows),
+                })??;
+                from_host(y, out_rows, self.cout, x.device())
             }
             ConvImpl::Candle { w, bias } => {
-                let xc = x.to_dtype(DType::F32)?.t()?.unsqueeze(0)?.contiguous()?;
+                let full = match prefix {
+                    Some(p) => Tensor::cat(&[p, x], 0)?,
+                    None => x.clone(),
+                };
+                let xc = full.to_dtype(DType::F32)?.t()?.unsqueeze(0)?.contiguous()?;
                 let y = xc.conv1d(w, 0, self.stride, self.dilation, 1)?;
                 let y = y.squeeze(0)?.t()?.contiguous()?;
                 Ok(match bias {
@@ -182,15 +212,26 @@ impl Conv1d {
         }
     }
 
+    /// im2col in tiles of output rows (in parallel) and the packed GEMM; input row `r` is row
+    /// `r` of `pre` when `r` is below its length, else a row of `x`.
     fn packed_forward(
         &self,
         w: &PackedMatrix,
         bias: Option<&[f32]>,
+        pre: &[f32],
         x: &[f32],
         out_rows: usize,
     ) -> Result<Vec<f32>> {
         let (cin, cout, k, d, s) = (self.cin, self.cout, self.kernel, self.dilation, self.stride);
         let width = k * cin;
+        let pre_rows = pre.len() / cin;
+        let row = |r: usize| -> &[f32] {
+            if r < pre_rows {
+                &pre[r * cin..(r + 1) * cin]
+            } else {
+                &x[(r - pre_rows) * cin..(r - pre_rows + 1) * cin]
+            }
+        };
         let add_bias = |y: &mut [f32]| {
             if let Some(b) = bias {
                 for row in y.chunks_mut(cout) {
@@ -198,27 +239,32 @@ impl Conv1d {
                 }
             }
         };
-        if k == 1 && s == 1 {
+        if k == 1 && s == 1 && pre_rows == 0 {
             let mut y = w.matmul(&x[..out_rows * cin], out_rows)?;
             add_bias(&mut y);
             return Ok(y);
         }
+        let im2col = |t0: usize, n: usize| -> Vec<f32> {
+            let mut cols = Vec::with_capacity(n * width);
+            for r in t0..t0 + n {
+                for j in 0..k {
+                    cols.extend_from_slice(row(r * s + j * d));
+                }
+            }
+            cols
+        };
         let tile = (TILE_BYTES / (4 * width)).clamp(16, 4096);
+        if out_rows <= tile {
+            let mut y = w.matmul(&im2col(0, out_rows), out_rows)?;
+            add_bias(&mut y);
+            return Ok(y);
+        }
         let mut y = vec![0f32; out_rows * cout];
         y.par_chunks_mut(tile * cout)
             .enumerate()
             .try_for_each(|(ti, out)| -> Result<()> {
-                let t0 = ti * tile;
                 let n = out.len() / cout;
-                let mut cols = vec![0f32; n * width];
-                for (r, dst) in cols.chunks_mut(width).enumerate() {
-                    let base = (t0 + r) * s;
-                    for j in 0..k {
-                        let src = (base + j * d) * cin;
-                        dst[j * cin..(j + 1) * cin].copy_from_slice(&x[src..src + cin]);
-                    }
-                }
-                let mut part = w.matmul(&cols, n)?;
+                let mut part = w.matmul(&im2col(ti * tile, n), n)?;
                 add_bias(&mut part);
                 out.copy_from_slice(&part);
                 Ok(())
@@ -284,43 +330,78 @@ impl CausalConv {
         self.conv.forward_valid(&xp)
     }
 
-    /// Stride-1 zero-padded causal convolution with the history carried in `state`
-    /// (`None`: a fresh start, i.e. zero padding): the decoder's streaming form.
+    /// The zero-padded causal convolution with the history carried in `state` (a fresh state
+    /// is the left zero padding): the streaming form. With stride `s`, `x` needs a multiple of
+    /// `s` rows.
     pub fn forward_stream(&self, x: &Tensor, state: &mut ConvState) -> Result<Tensor> {
-        stream(&self.conv, x, state, |xf| self.conv.forward_valid(xf))
+        if self.pad != PadMode::Zeros {
+            return Err(Error::InvalidArgument(
+                "only zero-padded convolutions stream".into(),
+            ));
+        }
+        stream(&self.conv, x, state)
+    }
+
+    /// The last piece of a stream: `x` (any number of rows) is completed with the reference's
+    /// extra right zero padding to a whole number of windows.
+    pub fn forward_stream_last(&self, x: &Tensor, state: &mut ConvState) -> Result<Tensor> {
+        let (rows, _) = dims(x)?;
+        let s = self.conv.stride();
+        let extra = rows.div_ceil(s) * s - rows;
+        if extra == 0 {
+            return self.forward_stream(x, state);
+        }
+        self.forward_stream(&x.pad_with_zeros(0, 0, extra)?, state)
     }
 }
 
-/// The input history of one causal convolution between calls: its last `k_eff - 1` rows.
+/// The input history of one causal convolution between calls: its last `k_eff - stride` rows.
 #[derive(Debug, Clone, Default)]
 pub struct ConvState {
     history: Option<Tensor>,
 }
 
-/// Prepends the history (or zeros), runs `valid`, keeps the new history.
-fn stream(
-    conv: &Conv1d,
-    x: &Tensor,
-    state: &mut ConvState,
-    valid: impl FnOnce(&Tensor) -> Result<Tensor>,
-) -> Result<Tensor> {
-    if conv.stride() != 1 {
-        return Err(Error::InvalidArgument(
-            "streaming needs a stride-1 convolution".into(),
-        ));
+/// Runs a causal convolution over the history (zeros on a fresh start, i.e. the reference's
+/// left padding of `k_eff - stride` rows) followed by `x`, and keeps the last `k_eff - stride`
+/// input rows as the new history. With stride `s`, `x` must hold a multiple of `s` rows (the
+/// next window then starts right after it); the output has `rows / s` rows.
+fn stream(conv: &Conv1d, x: &Tensor, state: &mut ConvState) -> Result<Tensor> {
+    let s = conv.stride();
+    let keep = conv.effective_kernel() - s;
+    let (rows, cin) = dims(x)?;
+    if !rows.is_multiple_of(s) {
+        return Err(Error::InvalidArgument(format!(
+            "streaming a stride-{s} convolution needs a multiple of {s} rows, got {rows}"
+        )));
     }
-    let keep = conv.effective_kernel() - 1;
-    let (rows, _) = dims(x)?;
-    let full = match (&state.history, keep) {
-        (_, 0) => x.clone(),
-        (Some(h), _) => Tensor::cat(&[h, x], 0)?,
-        (None, _) => x.pad_with_zeros(0, keep, 0)?,
+    if keep == 0 {
+        return conv.forward_valid(x);
+    }
+    let history = match state.history.take() {
+        Some(h) => h,
+        None => Tensor::zeros((keep, cin), DType::F32, x.device())?,
     };
-    let total = rows + keep;
-    if keep > 0 {
-        state.history = Some(full.narrow(0, total - keep, keep)?.contiguous()?);
+    let y = conv.forward_prefixed(Some(&history), x)?;
+    state.history = Some(if rows >= keep {
+        x.narrow(0, rows - keep, keep)?.contiguous()?
+    } else {
+        Tensor::cat(&[&history.narrow(0, rows, keep - rows)?, x], 0)?
+    });
+    Ok(y)
+}
+
+/// Runs `f` on the values of `x` (f32), without a copy when it is a contiguous CPU tensor.
+fn with_host<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    if x.dtype() == DType::F32 {
+        let (storage, layout) = x.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((a, b))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&cpu.as_slice::<f32>()?[a..b]));
+        }
     }
-    valid(&full)
+    let v = host(x)?;
+    Ok(f(&v))
 }
 
 /// A transposed convolution with kernel `m·stride` and the causal right trim of
@@ -378,7 +459,7 @@ impl TransposedConv {
     /// `x` `(T, cin)` → `(T·stride, cout)`, with the input history in `state`.
     pub fn forward_stream(&self, x: &Tensor, state: &mut ConvState) -> Result<Tensor> {
         let (t, _) = dims(x)?;
-        let y = stream(&self.conv, x, state, |xf| self.conv.forward_valid(xf))?;
+        let y = stream(&self.conv, x, state)?;
         Ok(y.reshape((t * self.stride, self.cout))?)
     }
 }
@@ -414,7 +495,7 @@ impl DepthwiseConv {
         let (rows, c) = dims(x)?;
         let k = self.kernel;
         let out_rows = rows + 1 - k;
-        if x.device().is_cpu() {
+        if use_packed(x.device()) {
             let xv = host(x)?;
             let mut y = vec![0f32; out_rows * c];
             let chunk = (PARALLEL_MIN / c.max(1)).max(1) * c;
@@ -496,18 +577,12 @@ impl SnakeBeta {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (rows, c) = dims(x)?;
-        if x.device().is_cpu() {
+        if use_packed(x.device()) {
             let mut v = host(x)?;
             let (a, ib) = (&self.alpha_host, &self.inv_beta_host);
             let chunk = (PARALLEL_MIN / c.max(1)).max(1) * c;
-            v.par_chunks_mut(chunk).for_each(|part| {
-                for row in part.chunks_mut(c) {
-                    for ((x, &a), &ib) in row.iter_mut().zip(a).zip(ib) {
-                        let s = (*x * a).sin();
-                        *x += ib * (s * s);
-                    }
-                }
-            });
+            v.par_chunks_mut(chunk)
+                .for_each(|part| snake_rows(part, c, a, ib));
             return from_host(v, rows, c, x.device());
         }
         let s = x.broadcast_mul(&self.alpha)?.sin()?;
@@ -515,18 +590,131 @@ impl SnakeBeta {
     }
 }
 
+/// Largest |x·α| the fast sine below handles; larger arguments use `f32::sin`.
+const FAST_SIN_MAX: f32 = 8192.0;
+
+/// `sin²(y)` for `|y| <= FAST_SIN_MAX`, written so the compiler vectorises it: `y = kπ + r` with
+/// a four-part π (Cody–Waite, exact products for `|k| < 2^12`), then the degree-11 Taylor
+/// polynomial of `sin r` on `|r| <= π/2` (truncation error below 6e-8). The sign of `sin` is
+/// irrelevant for its square. Differs from a correctly rounded `sin` by a few ulp.
+#[inline(always)]
+fn sin_sq_reduced(y: f32) -> f32 {
+    const INV_PI: f32 = std::f32::consts::FRAC_1_PI;
+    const PI_A: f32 = 3.140625;
+    const PI_B: f32 = 1014.0 / 1_048_576.0;
+    const PI_C: f32 = 2696.0 / 4_294_967_296.0;
+    const PI_D: f32 = 1.215_420_1e-10;
+    // Round to nearest (ties to even) with the 1.5·2^23 trick: vectorises without SSE4.1.
+    const ROUND: f32 = 12_582_912.0;
+    let k = (y * INV_PI + ROUND) - ROUND;
+    let r = (((y - k * PI_A) - k * PI_B) - k * PI_C) - k * PI_D;
+    let r2 = r * r;
+    let p = -2.505_210_8e-8f32;
+    let p = p * r2 + 2.755_731_9e-6;
+    let p = p * r2 - 1.984_127e-4;
+    let p = p * r2 + 8.333_333e-3;
+    let p = p * r2 - 1.666_666_7e-1;
+    let s = r + r * r2 * p;
+    s * s
+}
+
+/// One row of SnakeBeta in place: `x + inv_beta · sin²(x·α)`.
+#[inline(always)]
+fn snake_row(row: &mut [f32], alpha: &[f32], inv_beta: &[f32]) {
+    let peak = row
+        .iter()
+        .zip(alpha)
+        .fold(0f32, |m, (x, a)| m.max((x * a).abs()));
+    if peak <= FAST_SIN_MAX {
+        for ((x, &a), &ib) in row.iter_mut().zip(alpha).zip(inv_beta) {
+            *x += ib * sin_sq_reduced(*x * a);
+        }
+    } else {
+        // Huge (or non-finite) arguments: the libm sine.
+        for ((x, &a), &ib) in row.iter_mut().zip(alpha).zip(inv_beta) {
+            let s = (*x * a).sin();
+            *x += ib * (s * s);
+        }
+    }
+}
+
+/// SnakeBeta over rows of `c` channels, compiled for AVX-512 (the host paths only run where the
+/// packed kernels do, which need it).
+fn snake_rows(part: &mut [f32], c: usize, alpha: &[f32], inv_beta: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn rows(part: &mut [f32], c: usize, alpha: &[f32], inv_beta: &[f32]) {
+            for row in part.chunks_mut(c) {
+                snake_row(row, alpha, inv_beta);
+            }
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            unsafe { rows(part, c, alpha, inv_beta) };
+            return;
+        }
+    }
+    for row in part.chunks_mut(c) {
+        snake_row(row, alpha, inv_beta);
+    }
+}
+
+/// `exp(x) - 1` for `x <= 0`, vectorisable: `exp(x) = 2^n · e^r` with `n = round(x·log2 e)`,
+/// `r = x - n·ln 2` (two-part ln 2), a degree-7 polynomial for `e^r - 1` on `|r| <= ln2/2`, and
+/// `2^n` from the exponent bits. Absolute error below 1e-7 (the reference's `exp(x) - 1` in f32 has
+/// the same order); `x < -87` gives -1.
+#[inline(always)]
+fn expm1_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.max(-87.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    // e^r - 1 = r + r²/2 + r³/6 + … (Taylor to r^7 on |r| <= 0.347: error < 2e-9).
+    let p = 1.0 / 5040.0f32;
+    let p = p * r + 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let em1 = r + r * r * p;
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n·(e^r - 1) + (2^n - 1)
+    em1 * scale + (scale - 1.0)
+}
+
+fn elu_slice(part: &mut [f32]) {
+    #[inline(always)]
+    fn body(part: &mut [f32]) {
+        for x in part {
+            let e = expm1_nonpositive(x.min(0.0));
+            *x = if *x > 0.0 { *x } else { e };
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn wide(part: &mut [f32]) {
+            body(part)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            unsafe { wide(part) };
+            return;
+        }
+    }
+    body(part)
+}
+
 /// ELU with α = 1 (`nn.ELU()`).
 pub fn elu(x: &Tensor) -> Result<Tensor> {
     let (rows, c) = dims(x)?;
-    if x.device().is_cpu() {
+    if use_packed(x.device()) {
         let mut v = host(x)?;
-        v.par_chunks_mut(PARALLEL_MIN).for_each(|part| {
-            for x in part {
-                if *x <= 0.0 {
-                    *x = x.exp_m1();
-                }
-            }
-        });
+        v.par_chunks_mut(PARALLEL_MIN).for_each(elu_slice);
         return from_host(v, rows, c, x.device());
     }
     Ok(x.elu(1.0)?)
@@ -676,6 +864,68 @@ mod tests {
             );
         }
         let streamed = Tensor::cat(&parts, 0).unwrap();
+        assert!(max_diff(&full, &streamed) < 1e-5);
+    }
+
+    #[test]
+    fn fast_sine_square() {
+        let mut worst = 0f64;
+        for i in -200_000..200_000 {
+            let y = i as f32 * 0.0407;
+            let e = (y as f64).sin().powi(2);
+            worst = worst.max((sin_sq_reduced(y) as f64 - e).abs());
+        }
+        assert!(worst < 4e-7, "worst {worst:e}");
+        // Large and non-finite arguments take the libm path.
+        let mut row = [1.0e6f32, 2.0, f32::NAN];
+        snake_row(&mut row, &[1.0, 1.0, 1.0], &[1.0, 1.0, 1.0]);
+        assert_eq!(row[0], 1.0e6 + (1.0e6f32).sin().powi(2));
+        assert!((row[1] - (2.0 + 2f32.sin().powi(2))).abs() < 1e-6);
+        assert!(row[2].is_nan());
+    }
+
+    #[test]
+    fn fast_expm1() {
+        let mut worst = 0f64;
+        for i in 0..100_000 {
+            let x = -(i as f32) * 0.001;
+            let e = (x as f64).exp_m1();
+            worst = worst.max((expm1_nonpositive(x) as f64 - e).abs());
+        }
+        assert!(worst < 2e-7, "worst {worst:e}");
+        assert_eq!(expm1_nonpositive(-1000.0), -1.0);
+        assert_eq!(expm1_nonpositive(0.0), 0.0);
+        let mut v = vec![1.5f32, -0.25, 0.0, -3.0];
+        elu_slice(&mut v);
+        assert_eq!(v[0], 1.5);
+        assert!((v[1] - (-0.25f32).exp_m1()).abs() < 1e-7);
+        assert!((v[3] - (-3f32).exp_m1()).abs() < 1e-7);
+    }
+
+    #[test]
+    fn strided_streaming_equals_offline() {
+        let w = rand((3, 2, 8), 11);
+        let b = rand((1, 1, 3), 12).flatten_all().unwrap();
+        let conv = CausalConv::new(Conv1d::new(w, Some(b), 4, 1).unwrap(), PadMode::Zeros).unwrap();
+        let x = rand((1, 37, 2), 13).squeeze(0).unwrap();
+        let full = conv.forward(&x).unwrap();
+        let mut st = ConvState::default();
+        let mut parts = vec![
+            conv.forward_stream(&x.narrow(0, 0, 8).unwrap(), &mut st)
+                .unwrap(),
+            conv.forward_stream(&x.narrow(0, 8, 24).unwrap(), &mut st)
+                .unwrap(),
+        ];
+        assert!(
+            conv.forward_stream(&x.narrow(0, 32, 5).unwrap(), &mut st.clone())
+                .is_err()
+        );
+        parts.push(
+            conv.forward_stream_last(&x.narrow(0, 32, 5).unwrap(), &mut st)
+                .unwrap(),
+        );
+        let streamed = Tensor::cat(&parts, 0).unwrap();
+        assert_eq!(streamed.dims(), full.dims());
         assert!(max_diff(&full, &streamed) < 1e-5);
     }
 

@@ -16,20 +16,50 @@ use qwen3_speech_engine::weights::Weights;
 use qwen3_speech_engine::{Error, Result};
 
 use super::config::EncoderConfig;
-use super::conv::{CausalConv, Conv1d, PadMode, elu};
+use super::conv::{CausalConv, Conv1d, ConvState, PadMode, elu};
 use super::quantizer::{QuantizerInputs, SplitRvqEncoder};
 use super::transformer::{Transformer, TransformerSpec};
+
+/// Audio is run through the SEANet in pieces of about this many seconds (whole hops), with
+/// every convolution's history carried over: exact, and long inputs never hold the wide early
+/// activations of the whole clip at once.
+const SEANET_PIECE_SECONDS: usize = 20;
 
 #[derive(Debug, Clone)]
 struct ResBlock {
     convs: Vec<CausalConv>,
 }
 
+/// Hands out convolution states in the fixed order the layers run.
+struct States<'a> {
+    slots: &'a mut Vec<ConvState>,
+    next: usize,
+}
+
+impl States<'_> {
+    fn slot(&mut self) -> &mut ConvState {
+        if self.next == self.slots.len() {
+            self.slots.push(ConvState::default());
+        }
+        self.next += 1;
+        &mut self.slots[self.next - 1]
+    }
+}
+
+/// A causal convolution of one piece: the last piece gets the reference's right padding.
+fn piece_conv(conv: &CausalConv, x: &Tensor, st: &mut States, last: bool) -> Result<Tensor> {
+    if last {
+        conv.forward_stream_last(x, st.slot())
+    } else {
+        conv.forward_stream(x, st.slot())
+    }
+}
+
 impl ResBlock {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, st: &mut States, last: bool) -> Result<Tensor> {
         let mut h = x.clone();
         for c in &self.convs {
-            h = c.forward(&elu(&h)?)?;
+            h = piece_conv(c, &elu(&h)?, st, last)?;
         }
         Ok((x + h)?)
     }
@@ -69,6 +99,8 @@ pub struct Encoder {
     downsample: Option<CausalConv>,
     quantizer: SplitRvqEncoder,
     device: Device,
+    /// Samples per SEANet piece (a multiple of the hop).
+    piece: usize,
 }
 
 impl Encoder {
@@ -172,12 +204,15 @@ impl Encoder {
             cfg.num_semantic_quantizers,
             levels,
         )?;
+        let hop = cfg.hop_length().max(1);
+        let piece = (SEANET_PIECE_SECONDS * cfg.sampling_rate as usize / hop).max(1) * hop;
         Ok(Encoder {
             layers,
             transformer,
             downsample,
             quantizer,
             device: w.device().clone(),
+            piece,
         })
     }
 
@@ -206,30 +241,79 @@ impl Encoder {
 
     /// The SEANet over `(L, 1)` samples, with the outputs of its convolutions.
     pub fn seanet(&self, wave: &Tensor) -> Result<SeanetTrace> {
-        let mut h = wave.to_dtype(DType::F32)?;
-        let mut conv0 = None;
-        let mut stages = Vec::new();
-        let n = self.layers.len();
-        for (i, layer) in self.layers.iter().enumerate() {
-            h = match layer {
-                SeanetLayer::Conv(c) => {
-                    let y = c.forward(&h)?;
-                    if i == 0 {
-                        conv0 = Some(y.clone());
-                    } else if i + 1 < n {
-                        stages.push(y.clone());
-                    }
-                    y
-                }
-                SeanetLayer::Res(r) => r.forward(&h)?,
-                SeanetLayer::Elu => elu(&h)?,
-            };
+        self.seanet_pieces(wave, self.piece, true)
+    }
+
+    /// The SEANet run over pieces of `piece` samples (rounded down to whole hops, at least one)
+    /// with the convolution states carried between them: the same result as one pass. Only the
+    /// final output is kept unless `trace`.
+    pub fn seanet_pieces(&self, wave: &Tensor, piece: usize, trace: bool) -> Result<SeanetTrace> {
+        let (len, _) = wave.dims2()?;
+        if len == 0 {
+            return Err(Error::Audio("cannot encode empty audio".into()));
         }
+        // Whole hops: every stride divides the length of every piece but the last.
+        let base = self.hop();
+        let step = (piece / base).max(1) * base;
+        let mut slots = Vec::new();
+        let (mut conv0, mut stages, mut out) = (Vec::new(), Vec::<Vec<Tensor>>::new(), Vec::new());
+        let n = self.layers.len();
+        let mut start = 0;
+        while start < len {
+            let end = (start + step).min(len);
+            let last = end == len;
+            let mut st = States {
+                slots: &mut slots,
+                next: 0,
+            };
+            let mut h = wave.narrow(0, start, end - start)?.to_dtype(DType::F32)?;
+            let mut stage = 0;
+            for (i, layer) in self.layers.iter().enumerate() {
+                h = match layer {
+                    SeanetLayer::Conv(c) => {
+                        let y = piece_conv(c, &h, &mut st, last)?;
+                        if trace && i == 0 {
+                            conv0.push(y.clone());
+                        } else if trace && i + 1 < n {
+                            if stages.len() <= stage {
+                                stages.push(Vec::new());
+                            }
+                            stages[stage].push(y.clone());
+                            stage += 1;
+                        }
+                        y
+                    }
+                    SeanetLayer::Res(r) => r.forward(&h, &mut st, last)?,
+                    SeanetLayer::Elu => elu(&h)?,
+                };
+            }
+            out.push(h);
+            start = end;
+        }
+        let cat = |v: Vec<Tensor>| -> Result<Tensor> {
+            Ok(if v.len() == 1 {
+                v.into_iter().next().expect("one piece")
+            } else {
+                Tensor::cat(&v, 0)?
+            })
+        };
+        let out = cat(out)?;
         Ok(SeanetTrace {
-            conv0: conv0.ok_or_else(|| Error::Model("empty SEANet".into()))?,
-            stages,
-            out: h,
+            conv0: if trace { cat(conv0)? } else { out.clone() },
+            stages: stages.into_iter().map(cat).collect::<Result<_>>()?,
+            out,
         })
+    }
+
+    /// Input samples per SEANet frame (the product of the strides).
+    fn hop(&self) -> usize {
+        self.layers
+            .iter()
+            .filter_map(|l| match l {
+                SeanetLayer::Conv(c) => Some(c.conv().stride()),
+                _ => None,
+            })
+            .product()
     }
 
     /// The transformer's first `n_layers` layers over SEANet frames.
@@ -258,7 +342,7 @@ impl Encoder {
     /// Codes `[frame][level]` of mono samples (all frames the convolutions produce).
     pub fn encode(&self, samples: &[f32]) -> Result<Vec<u32>> {
         let wave = self.waveform(samples)?;
-        let h = self.seanet(&wave)?.out;
+        let h = self.seanet_pieces(&wave, self.piece, false)?.out;
         let h = self.transformer.forward(&h)?;
         let h = self.downsample(&h)?;
         self.quantize(&h)
