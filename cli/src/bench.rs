@@ -1,6 +1,8 @@
 //! `qwen3-speech bench asr`: speed of the engine on a full-size Qwen3-ASR checkpoint, side by
 //! side with the PyTorch reference measured the same way on the same machine.
-//! (`qwen3-speech bench align` does the same for the forced aligner: see [`align`].)
+//! (`qwen3-speech bench align` does the same for the forced aligner: see [`align`];
+//! `qwen3-speech bench stream` measures streaming recognition as the stream grows: see
+//! [`stream`].)
 //!
 //! The checkpoint and the clips come from `tools/bench/make_asr_checkpoint.py` (random weights,
 //! released 0.6B shapes; `<model>/bench-audio/speech_{10s,60s}.wav`). The reference numbers come
@@ -43,6 +45,7 @@ use qwen3_speech::{
 };
 
 mod align;
+mod stream;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -57,6 +60,9 @@ enum BenchWhat {
     /// Qwen3-ForcedAligner: alignment of a 60 s clip (features, encoder, decoder, end to end)
     /// and memory, against the PyTorch reference.
     Align(align::AlignBenchArgs),
+    /// Streaming ASR: cost per pushed second and chunk-to-event latency after 10, 60 and 300 s
+    /// of audio, incremental vs exact (re-encode everything) mode.
+    Stream(stream::StreamBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -100,6 +106,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     match args.what {
         BenchWhat::Asr(a) => bench_asr(a),
         BenchWhat::Align(a) => align::bench_align(a),
+        BenchWhat::Stream(a) => stream::bench_stream(a),
     }
 }
 
