@@ -1,7 +1,8 @@
 //! `qwen3-speech bench asr`: speed of the engine on a full-size Qwen3-ASR checkpoint, side by
 //! side with the PyTorch reference measured the same way on the same machine.
 //! (`qwen3-speech bench align` and `bench tts` do the same for the forced aligner and for
-//! Qwen3-TTS: see [`align`] and [`tts`].)
+//! Qwen3-TTS: see [`align`] and [`tts`]; `qwen3-speech bench stream` measures streaming
+//! recognition as the stream grows: see [`stream`].)
 //!
 //! The checkpoint and the clips come from `tools/bench/make_asr_checkpoint.py` (random weights,
 //! released 0.6B shapes; `<model>/bench-audio/speech_{10s,60s}.wav`). The reference numbers come
@@ -45,6 +46,7 @@ use qwen3_speech::{
 
 mod align;
 mod tts;
+mod stream;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -62,6 +64,9 @@ enum BenchWhat {
     /// Qwen3-TTS (0.6B CustomVoice): per-frame time (talker + code predictor), codec decode,
     /// end to end for 4 s of speech and memory, against the PyTorch reference.
     Tts(tts::TtsBenchArgs),
+    /// Streaming ASR: cost per pushed second and chunk-to-event latency after 10, 60 and 300 s
+    /// of audio, incremental vs exact (re-encode everything) mode.
+    Stream(stream::StreamBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -106,6 +111,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         BenchWhat::Asr(a) => bench_asr(a),
         BenchWhat::Align(a) => align::bench_align(a),
         BenchWhat::Tts(a) => tts::bench_tts(a),
+        BenchWhat::Stream(a) => stream::bench_stream(a),
     }
 }
 

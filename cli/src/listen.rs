@@ -224,7 +224,7 @@ pub fn run(args: ListenArgs) -> Result<ExitCode> {
     let mut pending: Vec<f32> = Vec::new();
     let mut source_done = false;
     let mut source_error = None;
-    while !stop.load(Ordering::SeqCst) && !(source_done && pending.is_empty()) {
+    while !stop.load(Ordering::SeqCst) && (!source_done || !pending.is_empty()) {
         if pending.is_empty() {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(b) => take(b, &mut pending, &mut source_done, &mut source_error),

@@ -291,11 +291,23 @@ impl AudioEncoder {
     /// which is what the streaming encoder relies on.
     pub fn forward_segment(&self, mel: &Tensor, pad_to: usize, window: usize) -> Result<Tensor> {
         let stem = self.stem_padded(mel, Some(pad_to))?;
-        let mut h = stem.embedded;
+        self.forward_embedded(&stem.embedded, window)
+    }
+
+    /// The transformer layers (attention windows of `window` tokens) and the head on stem
+    /// output rows (after the position add and gather).
+    pub fn forward_embedded(&self, embedded: &Tensor, window: usize) -> Result<Tensor> {
+        let mut h = embedded.clone();
         for layer in &self.layers {
             h = layer.forward(&h, window.max(1))?;
         }
         self.head(&h)
+    }
+
+    /// [`AudioEncoder::stem`] of a piece that starts on a chunk boundary, every chunk
+    /// zero-padded to `pad_to` frames (the longest chunk of the whole clip).
+    pub fn stem_segment(&self, mel: &Tensor, pad_to: usize) -> Result<StemOutput> {
+        self.stem_padded(mel, Some(pad_to))
     }
 
     /// Runs the conv stem, position add and gather.

@@ -51,10 +51,33 @@ pub struct StreamEncoding {
     pub reencoded_windows: usize,
 }
 
-/// Keeps the outputs of complete windows between calls.
+/// The conv stem output of one final 100-frame chunk of the open part.
+#[derive(Debug, Clone)]
+struct CachedChunk {
+    /// Rows after the position add (13 for a full chunk).
+    rows: Tensor,
+    floor: f32,
+    raw_min: f32,
+}
+
+impl CachedChunk {
+    /// Still valid with `floor` (see [`CachedWindow`]'s rule).
+    fn valid(&mut self, floor: f32) -> bool {
+        let ok = self.floor == floor || self.raw_min >= floor.max(self.floor);
+        if ok {
+            self.floor = floor;
+        }
+        ok
+    }
+}
+
+/// Keeps the outputs of complete windows, and the conv stem of final chunks of the open
+/// part, between calls.
 #[derive(Debug, Default)]
 pub struct IncrementalEncoder {
     windows: Vec<CachedWindow>,
+    /// Stems of the final chunks right after the kept windows, in order.
+    chunks: Vec<CachedChunk>,
     next_id: u64,
 }
 
@@ -66,11 +89,17 @@ impl IncrementalEncoder {
     /// Forgets everything.
     pub fn reset(&mut self) {
         self.windows.clear();
+        self.chunks.clear();
     }
 
     /// Complete windows currently kept.
     pub fn cached_windows(&self) -> usize {
         self.windows.len()
+    }
+
+    /// Chunk stems of the open part currently kept.
+    pub fn cached_chunks(&self) -> usize {
+        self.chunks.len()
     }
 
     /// Encodes the stream (call [`StreamFeatures::update`] first).
@@ -94,6 +123,7 @@ impl IncrementalEncoder {
         if self.windows.len() > complete {
             // Cannot happen while audio only grows; stay correct if it does.
             self.windows.truncate(complete);
+            self.chunks.clear();
         }
         let mel = |range: std::ops::Range<usize>| -> Result<Tensor> {
             Ok(features.mel(range, device)?.to_dtype(dtype)?)
@@ -117,14 +147,47 @@ impl IncrementalEncoder {
             computed += window;
             reencoded += 1;
         }
-        // The frames after the kept windows: new complete windows, then the open part.
+        // The frames after the kept windows: new complete windows, then the open part. Their
+        // conv stem is computed only for chunks that are not kept (new or not final yet).
         let start = self.windows.len() * window_frames;
-        let open = if start < frames {
-            let out = encoder.forward_segment(&mel(start..frames)?, pad_to, window)?;
+        let first_chunk = start / chunk;
+        let mut keep = 0;
+        for c in self.chunks.iter_mut() {
+            if !c.valid(floor) {
+                break;
+            }
+            keep += 1;
+        }
+        self.chunks.truncate(keep);
+        let mut rows: Vec<Tensor> = self.chunks.iter().map(|c| c.rows.clone()).collect();
+        let from = (first_chunk + self.chunks.len()) * chunk;
+        if from < frames {
+            let stem = encoder.stem_segment(&mel(from..frames)?, pad_to)?;
+            let final_frames = features.final_frames();
+            let mut offset = 0;
+            for (i, &n) in stem.chunk_tokens.iter().enumerate() {
+                let c0 = from + i * chunk;
+                let part = stem.embedded.narrow(0, offset, n)?;
+                offset += n;
+                if c0 + chunk <= final_frames {
+                    // A final full chunk (final chunks come first, so it follows the kept
+                    // ones): keep its stem.
+                    self.chunks.push(CachedChunk {
+                        rows: part.clone(),
+                        floor,
+                        raw_min: features.raw_min(c0..c0 + chunk),
+                    });
+                }
+                rows.push(part);
+            }
+        }
+        let open = if rows.is_empty() {
+            None
+        } else {
+            let embedded = Tensor::cat(&rows, 0)?;
+            let out = encoder.forward_embedded(&embedded, window)?;
             computed += out.dim(0)?;
             Some(out)
-        } else {
-            None
         };
         let mut offset = 0;
         for w in self.windows.len()..complete {
@@ -140,6 +203,9 @@ impl IncrementalEncoder {
             });
             self.next_id += 1;
             offset += window;
+            // Its chunks now live in the window.
+            let per_window = window_frames / chunk;
+            self.chunks.drain(..per_window.min(self.chunks.len()));
         }
         let mut parts: Vec<Tensor> = self.windows.iter().map(|w| w.embeds.clone()).collect();
         if let Some(open) = &open {

@@ -209,6 +209,7 @@ pub fn frames_for(len: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::f32::consts::TAU;
 
     fn signal(n: usize) -> Vec<f32> {
         (0..n)
@@ -216,7 +217,7 @@ mod tests {
                 let t = i as f32 / 16000.0;
                 // Quiet start, louder later: the clip maximum (and the floor) moves.
                 let gain = if i < 9000 { 0.001 } else { 0.5 };
-                gain * ((t * 440.0 * 6.283).sin() + 0.3 * (t * 1234.5 * 6.283).sin())
+                gain * ((t * 440.0 * TAU).sin() + 0.3 * (t * 1234.5 * TAU).sin())
             })
             .collect()
     }
