@@ -45,8 +45,8 @@ use qwen3_speech::{
 };
 
 mod align;
-mod tts;
 mod stream;
+mod tts;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
