@@ -35,7 +35,8 @@ pub use synthesizer::{
     TextInput, VoiceReference,
 };
 pub use transcriber::{
-    AudioInput, Segment, Transcriber, TranscriberConfig, Transcription, load_input,
+    AudioInput, Segment, TranscribeOptions, Transcriber, TranscriberConfig, Transcription,
+    load_input,
 };
 
 /// The version of this library.

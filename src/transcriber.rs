@@ -90,6 +90,23 @@ impl TranscriberConfig {
     }
 }
 
+/// Per-call overrides of a [`Transcriber`]'s configuration; every `None` keeps the configured
+/// value. Lets one loaded model serve calls in different languages or with different context
+/// (as the reference's `transcribe(audio, context, language, return_time_stamps)`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TranscribeOptions {
+    /// Force a language for this call; `Some("")` (or `"auto"`) detects it even when the
+    /// configuration forces one.
+    pub language: Option<String>,
+    /// Context for the system turn of this call.
+    pub context: Option<String>,
+    pub max_new_tokens: Option<usize>,
+    pub sampling: Option<SamplingConfig>,
+    /// Word times for this call. `None`: when an aligner is loaded; `Some(true)` without an
+    /// aligner is an error.
+    pub word_timestamps: Option<bool>,
+}
+
 /// Audio to transcribe.
 #[derive(Debug, Clone, Copy)]
 pub enum AudioInput<'a> {
@@ -233,25 +250,58 @@ impl Transcriber {
         self.aligner.as_ref()
     }
 
-    fn asr_options(&self) -> AsrOptions {
-        let chunk_seconds = if self.aligner.is_some() {
+    /// The ASR options of a call, and whether it times words.
+    fn call_options(&self, o: &TranscribeOptions) -> Result<(AsrOptions, bool)> {
+        let words = match o.word_timestamps {
+            Some(true) if self.aligner.is_none() => {
+                return Err(Error::InvalidArgument(
+                    "word timestamps need a forced aligner (load the transcriber with one)".into(),
+                ));
+            }
+            Some(w) => w,
+            None => self.aligner.is_some(),
+        };
+        let chunk_seconds = if words {
             self.config.chunk_seconds.min(MAX_ALIGNED_PIECE_SECONDS)
         } else {
             self.config.chunk_seconds
         };
-        AsrOptions {
-            language: self.config.language.clone(),
-            context: self.config.context.clone(),
-            max_new_tokens: self.config.max_new_tokens,
-            attention: self.config.attention,
-            sampling: self.config.sampling.clone(),
-            chunk_seconds,
+        let language = match o.language.as_deref().map(str::trim) {
+            None => self.config.language.clone(),
+            Some("") => None,
+            Some(l) if l.eq_ignore_ascii_case("auto") => None,
+            Some(l) => {
+                crate::models::asr::text::resolve_language(l)?;
+                Some(l.to_string())
+            }
+        };
+        if o.max_new_tokens == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_new_tokens must be positive".into(),
+            ));
         }
+        let sampling = o
+            .sampling
+            .clone()
+            .unwrap_or_else(|| self.config.sampling.clone());
+        sampling.validate()?;
+        let options = AsrOptions {
+            language,
+            context: o
+                .context
+                .clone()
+                .unwrap_or_else(|| self.config.context.clone()),
+            max_new_tokens: o.max_new_tokens.or(self.config.max_new_tokens),
+            attention: self.config.attention,
+            sampling,
+            chunk_seconds,
+        };
+        Ok((options, words))
     }
 
-    /// Converts a clip's ASR result, timing its words when there is an aligner.
-    fn finish(&self, samples: &[f32], t: AsrTranscription) -> Transcription {
-        let Some(aligner) = &self.aligner else {
+    /// Converts a clip's ASR result, timing its words when asked to.
+    fn finish(&self, samples: &[f32], t: AsrTranscription, words: bool) -> Transcription {
+        let Some(aligner) = self.aligner.as_ref().filter(|_| words) else {
             return t.into();
         };
         let split = t.pieces.len() > 1;
@@ -308,7 +358,16 @@ impl Transcriber {
 
     /// Transcribes one input.
     pub fn transcribe(&self, input: AudioInput<'_>) -> Result<Transcription> {
-        self.transcribe_batch(&[input], |_, _| {})
+        self.transcribe_with(input, &TranscribeOptions::default())
+    }
+
+    /// Transcribes one input with per-call options.
+    pub fn transcribe_with(
+        &self,
+        input: AudioInput<'_>,
+        options: &TranscribeOptions,
+    ) -> Result<Transcription> {
+        self.transcribe_batch_with(&[input], options, |_, _| {})
             .pop()
             .expect("one result per input")
     }
@@ -319,8 +378,28 @@ impl Transcriber {
     pub fn transcribe_batch(
         &self,
         inputs: &[AudioInput<'_>],
+        on_progress: impl FnMut(usize, Progress),
+    ) -> Vec<Result<Transcription>> {
+        self.transcribe_batch_with(inputs, &TranscribeOptions::default(), on_progress)
+    }
+
+    /// [`Transcriber::transcribe_batch`] with per-call options (the same for every input).
+    pub fn transcribe_batch_with(
+        &self,
+        inputs: &[AudioInput<'_>],
+        options: &TranscribeOptions,
         mut on_progress: impl FnMut(usize, Progress),
     ) -> Vec<Result<Transcription>> {
+        let (options, words) = match self.call_options(options) {
+            Ok(o) => o,
+            Err(e) => {
+                let message = e.to_string();
+                return inputs
+                    .iter()
+                    .map(|_| Err(Error::InvalidArgument(message.clone())))
+                    .collect();
+            }
+        };
         let mut results: Vec<Option<Result<Transcription>>> = Vec::with_capacity(inputs.len());
         let mut loaded: Vec<(usize, Vec<f32>)> = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
@@ -332,11 +411,17 @@ impl Transcriber {
                 Err(e) => results.push(Some(Err(e))),
             }
         }
-        let options = self.asr_options();
         // Decode inputs one at a time when they are long (their pieces batch among themselves),
         // several short ones together otherwise.
         let mut start = 0;
         while start < loaded.len() {
+            if crate::engine::cancel::checkpoint().is_err() {
+                // Cancelled: every input not yet decoded reports it.
+                for (i, _) in &loaded[start..] {
+                    results[*i] = Some(Err(Error::Cancelled));
+                }
+                break;
+            }
             let mut end = start + 1;
             while end < loaded.len() && end - start < self.config.batch_size {
                 end += 1;
@@ -351,8 +436,14 @@ impl Transcriber {
                 }) {
                 Ok(out) => {
                     for ((i, samples), t) in group.iter().zip(out) {
-                        results[*i] = Some(Ok(self.finish(samples, t)));
+                        results[*i] = Some(Ok(self.finish(samples, t, words)));
                     }
+                }
+                Err(Error::Cancelled) => {
+                    for (i, _) in &loaded[start..] {
+                        results[*i] = Some(Err(Error::Cancelled));
+                    }
+                    break;
                 }
                 Err(e) => {
                     // Retry one by one so a single bad clip does not fail its neighbours.
@@ -366,7 +457,7 @@ impl Transcriber {
                                         self.config.batch_size,
                                         |p| on_progress(*i, p),
                                     )
-                                    .map(|mut v| self.finish(s, v.remove(0))),
+                                    .map(|mut v| self.finish(s, v.remove(0), words)),
                             );
                         }
                     } else {

@@ -45,6 +45,10 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// The call was cancelled through [`crate::cancel`] (Ctrl-C, a cancel token).
+    #[error("cancelled")]
+    Cancelled,
+
     /// A tensor operation failed (a bug or an unsupported device/dtype combination).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -6,6 +6,7 @@
 //! model folders from local disk or the Hugging Face hub.
 
 pub mod audio;
+pub mod cancel;
 pub mod config;
 pub mod device;
 pub mod error;

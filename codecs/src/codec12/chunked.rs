@@ -54,6 +54,7 @@ pub fn chunked_decode(
     let spf = decoder.samples_per_frame();
     let mut out = Vec::with_capacity(frames * spf);
     for c in plan(frames, chunk_size, left_context) {
+        qwen3_speech_engine::cancel::checkpoint()?;
         let first = c.start - c.context;
         let mut state = decoder.new_state();
         let wav = decoder.forward(&codes[first * q..c.end * q], c.end - first, &mut state)?;

@@ -260,6 +260,7 @@ impl Encoder {
         let n = self.layers.len();
         let mut start = 0;
         while start < len {
+            qwen3_speech_engine::cancel::checkpoint()?;
             let end = (start + step).min(len);
             let last = end == len;
             let mut st = States {

@@ -164,6 +164,7 @@ impl<'a> DecodeSession<'a> {
         if self.active.is_empty() {
             return Ok(Vec::new());
         }
+        qwen3_speech_engine::cancel::checkpoint()?;
         let rows: Vec<Vec<f32>> = self.logits.to_vec2()?;
         let constraints = TokenConstraints::default();
         let mut emitted = Vec::new();

@@ -273,6 +273,7 @@ impl<'a> FrameSession<'a> {
         if self.done {
             return Ok(Vec::new());
         }
+        qwen3_speech_engine::cancel::checkpoint()?;
         if self.rows.iter().all(|r| r.finished.is_some()) {
             self.done = true;
             return Ok(Vec::new());
