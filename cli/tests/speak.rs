@@ -286,3 +286,162 @@ fn speak_streams_to_stdout_as_wav_or_raw_pcm() {
     assert_eq!(&o.stdout[36..40], b"data");
     assert_eq!(o.stdout.len(), 44 + want.len() * 2);
 }
+
+/// A `~/.asoundrc` with an ALSA output device that writes what it plays to `capture` (raw
+/// interleaved samples) instead of a sound card: the cpal playback path runs for real without
+/// audio hardware.
+fn play_asoundrc(capture: &std::path::Path) -> String {
+    format!(
+        r#"pcm.qwen3_test_play {{
+    type file
+    slave {{
+        pcm {{
+            type null
+        }}
+    }}
+    file "{}"
+    format "raw"
+    hint {{
+        show on
+        description "qwen3-speech test playback (ALSA file)"
+    }}
+}}
+"#,
+        capture.display()
+    )
+}
+
+#[test]
+fn play_sends_the_speech_to_the_output_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("played.raw");
+    std::fs::write(dir.path().join(".asoundrc"), play_asoundrc(&capture)).unwrap();
+    let with_home = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_qwen3-speech"))
+            .args(args)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HOME", dir.path())
+            .output()
+            .expect("the binary runs")
+    };
+    let o = with_home(&["devices", "--json"]);
+    if !o.status.success() {
+        eprintln!(
+            "SKIPPED: cannot list audio devices here: {}",
+            stderr(&o).trim()
+        );
+        return;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let found = v["outputs"].as_array().is_some_and(|outs| {
+        outs.iter()
+            .any(|d| d["id"].as_str().unwrap_or("").contains("qwen3_test_play"))
+    });
+    if !found {
+        eprintln!(
+            "SKIPPED: the ALSA file output of ~/.asoundrc is not listed (host {}, outputs {}); \
+             the cpal playback path cannot be exercised on this machine",
+            v["host"], v["outputs"]
+        );
+        return;
+    }
+
+    let base = [
+        "speak",
+        "--model",
+        &fixture("tts-tiny/custom_voice"),
+        "--text",
+        "Hello world.",
+        "--speaker",
+        "Ryan",
+        "--language",
+        "English",
+        "--greedy",
+        "--max-frames",
+        "12",
+    ];
+    let file = dir.path().join("file.wav");
+    let mut a = base.to_vec();
+    a.extend(["-o", file.to_str().unwrap()]);
+    let o = with_home(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (rate, want) = read_wav(&file);
+
+    let played_wav = dir.path().join("played.wav");
+    let mut a = base.to_vec();
+    a.extend([
+        "--play",
+        "--output-device",
+        "qwen3_test_play",
+        "-o",
+        played_wav.to_str().unwrap(),
+    ]);
+    let o = with_home(&a);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    // "playing on 'NAME' (C ch, R Hz, FORMAT)"
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("playing on"))
+        .unwrap_or_else(|| panic!("no device line in: {err}"));
+    assert!(line.contains("qwen3-speech test playback"), "{line}");
+    let inside = line.rsplit_once('(').unwrap().1.trim_end_matches(')');
+    let parts: Vec<&str> = inside.split(", ").collect();
+    let channels: usize = parts[0].trim_end_matches(" ch").parse().unwrap();
+    let device_rate: f64 = parts[1].trim_end_matches(" Hz").parse().unwrap();
+    let format = parts[2];
+    // The file written alongside holds the offline speech (the stream's chunks concatenate to
+    // it within 1 LSB, as `-o -`).
+    let (_, written) = read_wav(&played_wav);
+    assert_eq!(written.len(), want.len());
+    let max = written
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+        .max()
+        .unwrap();
+    assert!(
+        max <= 1,
+        "played file differs from the offline one by {max} LSB"
+    );
+
+    // The device received the speech: decode what it played (its own format and rate), keep the
+    // first channel, and find the speech in it (silence may surround it when the device ran dry).
+    let raw = std::fs::read(&capture).expect("the ALSA file plugin wrote the played audio");
+    let played: Vec<f32> = match format {
+        "f32" => raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        "i16" => raw
+            .chunks_exact(2)
+            .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+            .collect(),
+        other => panic!("unexpected device format {other}"),
+    };
+    let mono: Vec<f32> = played.chunks_exact(channels).map(|f| f[0]).collect();
+    let first = mono.iter().position(|x| x.abs() > 1e-4);
+    let last = mono.iter().rposition(|x| x.abs() > 1e-4);
+    let (Some(first), Some(last)) = (first, last) else {
+        panic!("the device played only silence ({} samples)", mono.len());
+    };
+    // The speech spans its duration at the device rate (resampling keeps the length within a
+    // few milliseconds; leading/trailing near-silent samples of the speech itself may be cut).
+    let speech_seconds = want.len() as f64 / f64::from(rate);
+    let played_seconds = (last - first + 1) as f64 / device_rate;
+    assert!(
+        (played_seconds - speech_seconds).abs() < 0.1 * speech_seconds + 0.02,
+        "played {played_seconds:.3} s of sound for {speech_seconds:.3} s of speech"
+    );
+    // And its level matches the speech (RMS within 20 %, resampling aside).
+    let rms = |x: &mut dyn Iterator<Item = f32>| {
+        let (s, n) = x.fold((0f64, 0usize), |(s, n), v| (s + f64::from(v * v), n + 1));
+        (s / n.max(1) as f64).sqrt()
+    };
+    let played_rms = rms(&mut mono[first..=last].iter().copied());
+    let want_rms = rms(&mut want.iter().map(|&s| f32::from(s) / 32768.0));
+    assert!(
+        (played_rms / want_rms - 1.0).abs() < 0.2,
+        "played RMS {played_rms:.4}, speech RMS {want_rms:.4}"
+    );
+}

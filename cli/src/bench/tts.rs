@@ -530,6 +530,42 @@ fn rust_measurements(
     })?;
     stats.insert("e2e_4s_s".into(), s);
 
+    // (e) streaming through the facade: audio chunks while the frames are generated (the
+    // default chunking: first chunk after 2 frames, then every 4).
+    let stream_options = qwen3_speech::SpeechStreamOptions::default();
+    let (mut first_audio, mut stream_total) = (Stat::default(), Stat::default());
+    for i in 0..w + r {
+        let t = Instant::now();
+        let mut stream = synth.speak_stream(&speak, &options, &stream_options)?;
+        let mut first = None;
+        let mut samples = 0;
+        while let Some(chunk) = stream.next_chunk()? {
+            if first.is_none() && !chunk.is_empty() {
+                first = Some(t.elapsed().as_secs_f64());
+            }
+            samples += chunk.len();
+        }
+        let total = t.elapsed().as_secs_f64();
+        let Some(first) = first else {
+            bail!("the audio stream produced no audio");
+        };
+        if samples != n * model.samples_per_frame() {
+            bail!("the audio stream gave {samples} samples for {n} frames");
+        }
+        log(format!(
+            "stream run {}/{}{}: first audio after {first:.3} s, all {n} frames in {total:.3} s",
+            i + 1,
+            w + r,
+            if i < w { " (warm-up)" } else { "" },
+        ));
+        if i >= w {
+            first_audio.runs.push(first);
+            stream_total.runs.push(total);
+        }
+    }
+    stats.insert("stream_first_audio_s".into(), first_audio);
+    stats.insert("stream_e2e_4s_s".into(), stream_total);
+
     let peak_rss = proc_status_bytes("VmHWM");
     let rss_end = proc_status_bytes("VmRSS");
     let parts_json = {
@@ -769,6 +805,26 @@ fn print_report(
         py_e2e.map_or_else(|| "-".into(), |v| format!("{:.3}", v / secs)),
         ratio_cell(py_e2e.map(|v| v / rs_e2e)),
     ));
+    // Streaming: the reference has no streaming decode (its audio comes at the end of
+    // generate), so its time to first audio is its end-to-end time.
+    let rs_first = rust.stats["stream_first_audio_s"].median();
+    let rs_stream = rust.stats["stream_e2e_4s_s"].median();
+    lines.push((
+        "time to first audio, streaming (rust speak_stream; pytorch: its e2e, no streaming) [s]"
+            .into(),
+        format!("{rs_first:.3}"),
+        py_e2e.map_or_else(|| "-".into(), |v| format!("{v:.3}")),
+        ratio_cell(py_e2e.map(|v| v / rs_first)),
+    ));
+    lines.push((
+        format!("real-time factor, streaming (stream / {secs} s)"),
+        format!("{:.3}", rs_stream / secs),
+        py_e2e.map_or_else(|| "-".into(), |v| format!("{:.3}", v / secs)),
+        ratio_cell(py_e2e.map(|v| v / rs_stream)),
+    ));
+    rows.push(json!({"quantity": "streaming", "unit": "s",
+        "rust_first_audio": rs_first, "rust_stream_total": rs_stream,
+        "pytorch_first_audio_is_e2e": py_e2e}));
     rows.push(json!({"quantity": "real-time factors", "unit": "1",
         "rust_codec_decode_rtf": rs_dec / secs, "pytorch_codec_decode_rtf": py_dec.map(|v| v / secs),
         "rust_e2e_rtf": rs_e2e / secs, "pytorch_e2e_rtf": py_e2e.map(|v| v / secs)}));

@@ -90,12 +90,16 @@ impl Attention {
 
         let (k, v) = cache.append(&k, &v)?;
         let kv_len = k.dim(2)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        if let Some(out) = host_attention(&q, &k, &v, mask, scale as f32)? {
+            let out = out.transpose(1, 2)?.reshape((b, l, nh * hd))?;
+            return self.o_proj.forward(&out);
+        }
 
         // GQA without copying keys: query head h uses kv head h / n_rep, so fold the n_rep query
         // heads of each kv head into the row dimension: [b, nkv, n_rep * l, hd].
         let n_rep = nh / nkv;
         let q = q.reshape((b, nkv, n_rep * l, hd))?;
-        let scale = 1.0 / (hd as f64).sqrt();
         let scores = (matmul(&q, &k.t()?)? * scale)?;
         let scores = scores.to_dtype(DType::F32)?;
         let scores = match mask {
@@ -247,6 +251,9 @@ pub fn scaled_dot_product(
     mask: Option<&Tensor>,
 ) -> Result<Tensor> {
     let hd = q.dim(D::Minus1)?;
+    if let Some(out) = host_attention(q, k, v, mask, 1.0 / (hd as f32).sqrt())? {
+        return Ok(out);
+    }
     let scores = (matmul(q, &k.t()?)? * (1.0 / (hd as f64).sqrt()))?.to_dtype(DType::F32)?;
     let scores = match mask {
         Some(m) => scores.broadcast_add(&m.to_dtype(DType::F32)?)?,
@@ -254,4 +261,198 @@ pub fn scaled_dot_product(
     };
     let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
     matmul(&probs, v)
+}
+
+/// Below this many score entries per head (`queries × keys`) the tensor path is used: the host
+/// kernel's packing and copies only pay off on long sequences (prefills, encoder windows).
+const HOST_ATTENTION_MIN_SCORES: usize = 64 * 64;
+
+/// `softmax(q·kᵀ·scale + mask)·v` on the CPU with the packed GEMM, or `None` when it does not
+/// apply (not on the CPU, not f32, no AVX-512, or too little work to pay for the packing).
+///
+/// `q`: `[b, heads, lq, hd]`; `k`, `v`: `[b, kv_heads, lk, hd]` (query head `h` uses kv head
+/// `h / (heads / kv_heads)`); `mask`: additive, broadcastable to `[b, 1, lq, lk]`. Returns
+/// `[b, heads, lq, hd]`.
+///
+/// Why: on long sequences candle's CPU path spends most of its time in passes over the
+/// `[heads, lq, lk]` score tensor (scale, mask add, softmax, copies for strided operands), each
+/// single-threaded or strided; an aligner prefill of 1280 tokens spent ~2/3 of its decoder time
+/// there. Here both products run on the packed GEMM (the keys and the transposed values are
+/// packed once per kv head, like weights) and the scale, mask and softmax are one fused,
+/// multi-threaded pass per row. The softmax is the same f32 math (max-subtracted exponentials).
+pub fn host_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f32,
+) -> Result<Option<Tensor>> {
+    use crate::kernels::packed::PackedMatrix;
+    use rayon::prelude::*;
+
+    if !q.device().is_cpu()
+        || q.dtype() != DType::F32
+        || k.dtype() != DType::F32
+        || v.dtype() != DType::F32
+        || !crate::kernels::packed_kernels_available()
+    {
+        return Ok(None);
+    }
+    let (b, nh, lq, hd) = q.dims4()?;
+    let (kb, nkv, lk, khd) = k.dims4()?;
+    if kb != b || khd != hd || v.dims4()? != (b, nkv, lk, hd) || nkv == 0 || nh % nkv != 0 {
+        return Ok(None);
+    }
+    if lq * lk < HOST_ATTENTION_MIN_SCORES {
+        return Ok(None);
+    }
+    let mask = match mask {
+        // A per-head mask is left to the tensor path.
+        Some(m) => match m.broadcast_as((b, 1, lq, lk)) {
+            Ok(m) => Some(
+                m.to_dtype(DType::F32)?
+                    .contiguous()?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?,
+            ),
+            Err(_) => return Ok(None),
+        },
+        None => None,
+    };
+    let qh = (q * f64::from(scale))?
+        .contiguous()?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let kh = k.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    // Values transposed per kv head: `[b, kv_heads, hd, lk]`, the layout the second product wants.
+    let vt = v
+        .transpose(2, 3)?
+        .contiguous()?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let n_rep = nh / nkv;
+    let rows = n_rep * lq;
+    let mut out = vec![0f32; b * nh * lq * hd];
+    for bi in 0..b {
+        for g in 0..nkv {
+            let kv = (bi * nkv + g) * lk * hd;
+            // The n_rep query heads of this kv head are consecutive: [n_rep · lq, hd].
+            let q0 = (bi * nh + g * n_rep) * lq * hd;
+            let keys = PackedMatrix::from_f32(&kh[kv..kv + lk * hd], lk, hd)?;
+            let mut scores = keys.matmul(&qh[q0..q0 + rows * hd], rows)?;
+            let mask_b = mask
+                .as_deref()
+                .map(|m| &m[bi * lq * lk..(bi + 1) * lq * lk]);
+            scores.par_chunks_mut(lk).enumerate().for_each(|(r, row)| {
+                if let Some(m) = mask_b {
+                    let mr = &m[(r % lq) * lk..(r % lq + 1) * lk];
+                    row.iter_mut().zip(mr).for_each(|(s, m)| *s += m);
+                }
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                if max == f32::NEG_INFINITY {
+                    // Every key masked with -inf: a uniform row rather than NaN.
+                    row.fill(1.0 / lk as f32);
+                    return;
+                }
+                let mut sum = 0f32;
+                for s in row.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                row.iter_mut().for_each(|s| *s *= inv);
+            });
+            let values = PackedMatrix::from_f32(&vt[kv..kv + hd * lk], hd, lk)?;
+            let o = values.matmul(&scores, rows)?;
+            out[q0..q0 + rows * hd].copy_from_slice(&o);
+        }
+    }
+    Ok(Some(Tensor::from_vec(out, (b, nh, lq, hd), q.device())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use super::*;
+    use crate::transformer::mask::attention_mask;
+
+    /// The tensor path of [`scaled_dot_product`] with GQA (keys repeated per query head).
+    fn reference(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Tensor {
+        let (_, nh, _, hd) = q.dims4().unwrap();
+        let n_rep = nh / k.dim(1).unwrap();
+        let rep = |t: &Tensor| {
+            let (b, g, l, d) = t.dims4().unwrap();
+            t.unsqueeze(2)
+                .unwrap()
+                .broadcast_as((b, g, n_rep, l, d))
+                .unwrap()
+                .reshape((b, g * n_rep, l, d))
+                .unwrap()
+        };
+        let scores =
+            (q.matmul(&rep(k).t().unwrap()).unwrap() * (1.0 / (hd as f64).sqrt())).unwrap();
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(m).unwrap(),
+            None => scores,
+        };
+        candle_nn::ops::softmax_last_dim(&scores)
+            .unwrap()
+            .matmul(&rep(v))
+            .unwrap()
+    }
+
+    #[test]
+    fn host_attention_matches_the_tensor_path() {
+        if !crate::kernels::packed_kernels_available() {
+            eprintln!("SKIPPED: no AVX-512 here; the host attention is not used on this CPU");
+            return;
+        }
+        let dev = Device::Cpu;
+        // Batch 2, GQA 4 query heads over 2 kv heads, a prefill of 70 new positions after 30
+        // cached ones, causal mask with padded keys in the second row.
+        let (b, nh, nkv, lq, lk, hd) = (2, 4, 2, 70, 100, 64);
+        let q = Tensor::randn(0f32, 1.0, (b, nh, lq, hd), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (b, nkv, lk, hd), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (b, nkv, lk, hd), &dev).unwrap();
+        let mut valid = vec![vec![true; lk]; b];
+        valid[1][..5].iter_mut().for_each(|x| *x = false);
+        let mask = attention_mask(b, lq, lk, Some(&valid), DType::F32, &dev)
+            .unwrap()
+            .unwrap();
+        for m in [Some(&mask), None] {
+            let want = reference(&q, &k, &v, m);
+            let got = host_attention(&q, &k, &v, m, 1.0 / (hd as f32).sqrt())
+                .unwrap()
+                .expect("the host path applies");
+            let err = (got - &want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(err < 1e-5, "max abs difference {err}");
+        }
+        // Too little work, another dtype, a per-head mask: the tensor path is used.
+        let small = q.narrow(2, 0, 8).unwrap();
+        let ks = k.narrow(2, 0, 8).unwrap();
+        let vs = v.narrow(2, 0, 8).unwrap();
+        assert!(
+            host_attention(&small, &ks, &vs, None, 1.0)
+                .unwrap()
+                .is_none()
+        );
+        let q16 = q.to_dtype(DType::BF16).unwrap();
+        assert!(host_attention(&q16, &k, &v, None, 1.0).unwrap().is_none());
+        let per_head = Tensor::zeros((b, nh, lq, lk), DType::F32, &dev).unwrap();
+        assert!(
+            host_attention(&q, &k, &v, Some(&per_head), 1.0)
+                .unwrap()
+                .is_none()
+        );
+    }
 }
