@@ -267,6 +267,30 @@ pub fn scaled_dot_product(
 /// kernel's packing and copies only pay off on long sequences (prefills, encoder windows).
 const HOST_ATTENTION_MIN_SCORES: usize = 64 * 64;
 
+/// Mask values below this are "masked" (the masks use `f32::MIN`).
+const MASKED_BELOW: f32 = f32::MIN / 2.0;
+/// Query positions per block of the host attention: each block reads keys only up to the last
+/// one its queries may see.
+const QUERY_BLOCK: usize = 128;
+
+/// Softmax of one row in f32 (max-subtracted exponentials, as candle's); a row masked entirely
+/// with -inf becomes uniform rather than NaN.
+fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        let u = 1.0 / row.len() as f32;
+        row.fill(u);
+        return;
+    }
+    let mut sum = 0f32;
+    for s in row.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|s| *s *= inv);
+}
+
 /// `softmax(q·kᵀ·scale + mask)·v` on the CPU with the packed GEMM, or `None` when it does not
 /// apply (not on the CPU, not f32, no AVX-512, or too little work to pay for the packing).
 ///
@@ -331,40 +355,71 @@ pub fn host_attention(
         .flatten_all()?
         .to_vec1::<f32>()?;
     let n_rep = nh / nkv;
-    let rows = n_rep * lq;
     let mut out = vec![0f32; b * nh * lq * hd];
     for bi in 0..b {
+        let mask_b = mask
+            .as_deref()
+            .map(|m| &m[bi * lq * lk..(bi + 1) * lq * lk]);
+        // Keys each query needs: up to its last unmasked key. Keys after it carry a mask of
+        // about f32::MIN, whose softmax weight is exactly 0 in f32, so leaving them out changes
+        // nothing; for a causal prefill it halves the work. A query with every key masked keeps
+        // all of them (a uniform row, as the tensor path gives).
+        let need: Vec<usize> = (0..lq)
+            .map(|i| match mask_b {
+                None => lk,
+                Some(m) => m[i * lk..(i + 1) * lk]
+                    .iter()
+                    .rposition(|&x| x > MASKED_BELOW)
+                    .map_or(lk, |j| j + 1),
+            })
+            .collect();
+        let blocks: Vec<(usize, usize)> = if mask_b.is_none() {
+            vec![(0, lq)]
+        } else {
+            (0..lq)
+                .step_by(QUERY_BLOCK)
+                .map(|i0| (i0, (i0 + QUERY_BLOCK).min(lq)))
+                .collect()
+        };
         for g in 0..nkv {
             let kv = (bi * nkv + g) * lk * hd;
-            // The n_rep query heads of this kv head are consecutive: [n_rep · lq, hd].
-            let q0 = (bi * nh + g * n_rep) * lq * hd;
-            let keys = PackedMatrix::from_f32(&kh[kv..kv + lk * hd], lk, hd)?;
-            let mut scores = keys.matmul(&qh[q0..q0 + rows * hd], rows)?;
-            let mask_b = mask
-                .as_deref()
-                .map(|m| &m[bi * lq * lk..(bi + 1) * lq * lk]);
-            scores.par_chunks_mut(lk).enumerate().for_each(|(r, row)| {
-                if let Some(m) = mask_b {
-                    let mr = &m[(r % lq) * lk..(r % lq + 1) * lk];
-                    row.iter_mut().zip(mr).for_each(|(s, m)| *s += m);
+            let k_g = &kh[kv..kv + lk * hd];
+            let vt_g = &vt[kv..kv + hd * lk];
+            for &(i0, i1) in &blocks {
+                let bl = i1 - i0;
+                let nk = need[i0..i1].iter().copied().max().unwrap_or(lk);
+                // The block's queries of the n_rep heads that share this kv head: [n_rep · bl, hd].
+                let mut qb = Vec::with_capacity(n_rep * bl * hd);
+                for r in 0..n_rep {
+                    let h0 = ((bi * nh + g * n_rep + r) * lq + i0) * hd;
+                    qb.extend_from_slice(&qh[h0..h0 + bl * hd]);
                 }
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                if max == f32::NEG_INFINITY {
-                    // Every key masked with -inf: a uniform row rather than NaN.
-                    row.fill(1.0 / lk as f32);
-                    return;
+                let keys = PackedMatrix::from_f32(&k_g[..nk * hd], nk, hd)?;
+                let mut scores = keys.matmul(&qb, n_rep * bl)?;
+                scores.par_chunks_mut(nk).enumerate().for_each(|(r, row)| {
+                    if let Some(m) = mask_b {
+                        let i = i0 + r % bl;
+                        row.iter_mut()
+                            .zip(&m[i * lk..i * lk + nk])
+                            .for_each(|(s, m)| *s += m);
+                    }
+                    softmax_in_place(row);
+                });
+                let vt_b: Vec<f32> = if nk == lk {
+                    vt_g.to_vec()
+                } else {
+                    vt_g.chunks_exact(lk)
+                        .flat_map(|d| &d[..nk])
+                        .copied()
+                        .collect()
+                };
+                let values = PackedMatrix::from_f32(&vt_b, hd, nk)?;
+                let o = values.matmul(&scores, n_rep * bl)?;
+                for r in 0..n_rep {
+                    let h0 = ((bi * nh + g * n_rep + r) * lq + i0) * hd;
+                    out[h0..h0 + bl * hd].copy_from_slice(&o[r * bl * hd..(r + 1) * bl * hd]);
                 }
-                let mut sum = 0f32;
-                for s in row.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                let inv = 1.0 / sum;
-                row.iter_mut().for_each(|s| *s *= inv);
-            });
-            let values = PackedMatrix::from_f32(&vt[kv..kv + hd * lk], hd, lk)?;
-            let o = values.matmul(&scores, rows)?;
-            out[q0..q0 + rows * hd].copy_from_slice(&o);
+            }
         }
     }
     Ok(Some(Tensor::from_vec(out, (b, nh, lq, hd), q.device())?))
@@ -409,9 +464,9 @@ mod tests {
             return;
         }
         let dev = Device::Cpu;
-        // Batch 2, GQA 4 query heads over 2 kv heads, a prefill of 70 new positions after 30
-        // cached ones, causal mask with padded keys in the second row.
-        let (b, nh, nkv, lq, lk, hd) = (2, 4, 2, 70, 100, 64);
+        // Batch 2, GQA 4 query heads over 2 kv heads, a prefill of 300 new positions (three
+        // query blocks) after 30 cached ones, causal mask with padded keys in the second row.
+        let (b, nh, nkv, lq, lk, hd) = (2, 4, 2, 300, 330, 64);
         let q = Tensor::randn(0f32, 1.0, (b, nh, lq, hd), &dev).unwrap();
         let k = Tensor::randn(0f32, 1.0, (b, nkv, lk, hd), &dev).unwrap();
         let v = Tensor::randn(0f32, 1.0, (b, nkv, lk, hd), &dev).unwrap();
