@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$(pwd)
 ROOT=$(cd ../.. && pwd)
-WORK="$ROOT/target/python-ci"
+WORK="${QWEN3_PY_CI_DIR:-$ROOT/target/python-ci}"
 PY=${PYTHON:-python3}
 mkdir -p "$WORK"
 

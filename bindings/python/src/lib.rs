@@ -88,10 +88,7 @@ fn to_py_err(e: Error) -> PyErr {
 /// Runs `work` without the GIL. Every [`SIGNAL_POLL`] the engine's cancellation check takes the
 /// GIL back for a moment and runs the Python signal handlers; when one raises (Ctrl-C:
 /// `KeyboardInterrupt`), the work stops at its next checkpoint and that exception is returned.
-fn run<T: Send>(
-    py: Python<'_>,
-    work: impl FnOnce() -> speech::Result<T> + Send,
-) -> PyResult<T> {
+fn run<T: Send>(py: Python<'_>, work: impl FnOnce() -> speech::Result<T> + Send) -> PyResult<T> {
     let raised: Arc<Mutex<Option<PyErr>>> = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&raised);
     let result = py.detach(move || {
@@ -175,8 +172,8 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Audio {
     type Error = PyErr;
 
     fn extract(ob: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        if let Ok(s) = ob.cast::<PyString>() {
-            return Ok(Audio::Path(PathBuf::from(s.to_str()?)));
+        if ob.cast::<PyString>().is_ok() {
+            return Ok(Audio::Path(ob.extract::<PathBuf>()?));
         }
         if let Ok(b) = ob.cast::<PyBytes>() {
             return Ok(Audio::Encoded(b.as_bytes().to_vec()));
@@ -189,12 +186,9 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Audio {
                 PyValueError::new_err("samples must be little-endian float32 bytes")
             })?;
             let rate: i64 = t.get_item(1)?.extract()?;
-            let rate = u32::try_from(rate)
-                .ok()
-                .filter(|&r| r > 0)
-                .ok_or_else(|| {
-                    PyValueError::new_err(format!("sample rate must be positive, got {rate}"))
-                })?;
+            let rate = u32::try_from(rate).ok().filter(|&r| r > 0).ok_or_else(|| {
+                PyValueError::new_err(format!("sample rate must be positive, got {rate}"))
+            })?;
             return Ok(Audio::Samples(f32_from_le(data.as_bytes())?, rate));
         }
         Err(PyValueError::new_err(
@@ -356,10 +350,7 @@ impl Transcriber {
         let inner = Arc::clone(&self.inner);
         let n = audio.len();
         let results = run(py, move || {
-            let decoded = audio
-                .into_iter()
-                .map(Audio::decoded)
-                .collect::<Vec<_>>();
+            let decoded = audio.into_iter().map(Audio::decoded).collect::<Vec<_>>();
             // Decoding failures of in-memory files are reported in order, as the others.
             let mut out: Vec<Option<speech::Result<Transcription>>> = Vec::new();
             let mut ok = Vec::new();
@@ -392,10 +383,7 @@ impl Transcriber {
                 e
             }
         })?;
-        results
-            .iter()
-            .map(|t| transcription_to_py(py, t))
-            .collect()
+        results.iter().map(|t| transcription_to_py(py, t)).collect()
     }
 
     /// True when a forced aligner was loaded (word timestamps available).
@@ -554,7 +542,9 @@ impl StreamingTranscriber {
             fetch: fetch_options(offline),
         };
         let model = model.to_string();
-        let st = run(py, move || speech::StreamingTranscriber::new(&model, config))?;
+        let st = run(py, move || {
+            speech::StreamingTranscriber::new(&model, config)
+        })?;
         Ok(StreamingTranscriber {
             inner: Mutex::new(st),
         })
@@ -746,6 +736,15 @@ impl Request {
     }
 }
 
+/// `(samples, sample_rate, frames, truncated, warnings)`.
+type SpeakResult<'py> = (
+    Bound<'py, PyByteArray>,
+    u32,
+    Vec<Vec<u32>>,
+    bool,
+    Vec<String>,
+);
+
 #[pymethods]
 impl Synthesizer {
     #[new]
@@ -790,17 +789,7 @@ impl Synthesizer {
 
     /// Synthesizes one request (a dict of [`Request`]'s fields): `(samples, sample_rate,
     /// frames, truncated, warnings)`.
-    fn speak<'py>(
-        &self,
-        py: Python<'py>,
-        request: Request,
-    ) -> PyResult<(
-        Bound<'py, PyByteArray>,
-        u32,
-        Vec<Vec<u32>>,
-        bool,
-        Vec<String>,
-    )> {
+    fn speak<'py>(&self, py: Python<'py>, request: Request) -> PyResult<SpeakResult<'py>> {
         let inner = Arc::clone(&self.inner);
         let s = run(py, move || {
             let (req, options) = request.build()?;
@@ -1141,7 +1130,9 @@ impl Tokenizer {
 
     #[pyo3(signature = (ids, skip_special_tokens=false))]
     fn decode(&self, ids: Vec<u32>, skip_special_tokens: bool) -> PyResult<String> {
-        self.inner.decode(&ids, skip_special_tokens).map_err(to_py_err)
+        self.inner
+            .decode(&ids, skip_special_tokens)
+            .map_err(to_py_err)
     }
 
     fn token_to_id(&self, token: &str) -> Option<u32> {
@@ -1179,10 +1170,7 @@ fn _busy_wait(py: Python<'_>, seconds: f64) -> PyResult<u64> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", speech::VERSION)?;
-    m.add(
-        "CUDA_COMPILED",
-        speech::engine::device::cuda_compiled(),
-    )?;
+    m.add("CUDA_COMPILED", speech::engine::device::cuda_compiled())?;
     m.add("SpeechError", py.get_type::<SpeechError>())?;
     m.add("AudioError", py.get_type::<AudioError>())?;
     m.add("ModelError", py.get_type::<ModelError>())?;
