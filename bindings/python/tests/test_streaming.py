@@ -71,7 +71,8 @@ def test_rates_and_errors(asr):
     x48 = np.repeat(a, 3)  # crude 48 kHz version: only the rate handling is checked here
     events = st.push(x48, 48000)
     assert all(isinstance(e, qs.StreamEvent) for e in events)
-    assert st.audio_seconds == pytest.approx(2.0, abs=0.05)
+    # Received audio at 16 kHz, minus what the resampler still holds.
+    assert 1.5 < st.audio_seconds <= 2.0
     with pytest.raises(ValueError, match="48000 Hz"):
         st.push(a, 16000)
     final = st.finish()
