@@ -36,7 +36,7 @@ if [ ! -x "$WORK/build-venv/bin/maturin" ]; then
   "$WORK/build-venv/bin/pip" install -q --disable-pip-version-check 'maturin>=1.9.4,<2'
 fi
 rm -rf "$WORK/wheels"
-"$WORK/build-venv/bin/maturin" build --profile dev --locked -i "$PY" -o "$WORK/wheels"
+"$WORK/build-venv/bin/maturin" build --profile dev --locked -i "$PY" -o "$WORK/wheels" </dev/null
 wheel=$(ls "$WORK"/wheels/qwen3_speech-*.whl)
 t1=$(date +%s)
 
