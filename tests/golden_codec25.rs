@@ -66,7 +66,8 @@ fn mel_and_codes_match_reference() {
     let wave = to_f32_vec(&t["waveform_a"]);
     let (mel, frames) = encoder::utterance_mel(&wave, 640, 128).unwrap();
     assert_eq!(frames, 44);
-    assert_close("encoder mel", &t2(mel, 128, frames), &t["mel_a"], MEL_REL);
+    let r = assert_close("encoder mel", &t2(mel, 128, frames), &t["mel_a"], MEL_REL);
+    eprintln!("encoder mel: relative error {r:e}");
     for (w, k) in [("waveform_a", "codes_a"), ("waveform_b", "codes_b")] {
         let wave = to_f32_vec(&t[w]);
         let codes = c.encode_codes(&wave).unwrap();
@@ -107,6 +108,7 @@ fn xvector_path_matches_reference() {
         let e = c.encode(&to_f32_vec(&t[&format!("waveform_{k}")])).unwrap();
         let d = max_abs(&e.speaker.xvector, &to_f32_vec(&t[&format!("xvector_{k}")]));
         assert!(d < XVEC_ABS, "x-vector {k} differs by {d:e}");
+        eprintln!("x-vector {k}: max abs error {d:e}");
         let rm = &t[&format!("ref_mel_{k}")];
         assert_eq!(e.speaker.ref_mel_frames, rm.dims()[0]);
         let got = t2(e.speaker.ref_mel.clone(), e.speaker.ref_mel_frames, 80);
@@ -153,7 +155,7 @@ fn dit_mel_and_waveform_match_reference_for_injected_noise() {
     assert_close("DiT mel (3 points)", &mel3, &d["mel_3steps"], DIT_REL);
     // The vocoder on the reference's mel, then the whole decode.
     let wav = c.vocode(&d["mel"]).unwrap();
-    assert_close(
+    let r_voc = assert_close(
         "BigVGAN waveform",
         &Tensor::new(wav.as_slice(), &dev).unwrap(),
         &d["waveform"],
@@ -163,12 +165,13 @@ fn dit_mel_and_waveform_match_reference_for_injected_noise() {
         .decode_with_noise(&enc, &noise, FlowOptions::default())
         .unwrap();
     assert_eq!(full.len(), 11 * 60);
-    assert_close(
+    let r_full = assert_close(
         "decoded waveform",
         &Tensor::new(full.as_slice(), &dev).unwrap(),
         &d["decoded"],
         WAVE_REL,
     );
+    eprintln!("relative error: vocoder {r_voc:e}, full decode {r_full:e}");
 }
 
 #[test]
