@@ -5,9 +5,10 @@ The checkpoint is built with qwen_tts's own classes (`Qwen3TTSTokenizerV1Config`
 it: `preprocessor_config.json` (a 16 kHz EncodecFeatureExtractor) and `campplus.onnx`. The real
 CAM++ x-vector model is not redistributable here, so `campplus.onnx` is a tiny random network
 with CAM++'s input/output contract (input `(1, T, 80)` fbank features, output `(1, 192)`),
-exported with `torch.onnx.export` (TorchScript exporter). It uses the op kinds an exported
-CAM++ graph has (Conv 2-D and 1-D, BatchNormalization, Relu, Sigmoid, ReduceMean, arithmetic,
-Reshape/Transpose/Unsqueeze with shape arithmetic, MatMul/Gemm).
+exported with `torch.onnx.export` (TorchScript exporter). It is CAM++ in miniature (see
+`TinyCamPlus`), so the graph has the op kinds of an exported CAM++: Conv 2-D/1-D (strided,
+dilated), BatchNormalization, Relu, Sigmoid, ReduceMean, ceil-mode AveragePool with
+Unsqueeze/Expand/Reshape/Slice and shape arithmetic (segment pooling), Concat, the unbiased std.
 
 Tiny config (codecs.md §7.3, narrowed to stay well under 2 MB): encoder n_state 48, 4 heads,
 3 layers, VQ after layer 2, windows of 4 post-conv frames (conv chunks of 8 mel frames), codebook
@@ -200,37 +201,58 @@ class TinyCamPlus:
     @staticmethod
     def build(seed: int):
         import torch
+        import torch.nn.functional as F
         from torch import nn
 
         class Net(nn.Module):
+            """CAM++ in miniature (3D-Speaker's layout): FCM 2-D head with a (2, 1)-strided
+            conv, flatten to (B, C*F, T), a strided TDNN, a dense CAM block (BN -> ReLU -> 1x1
+            bottleneck, BN -> ReLU -> context-aware masking with the utterance mean plus
+            ceil-mode segment pooling expanded back over time, dense concatenation), a transit
+            layer, statistics pooling with the unbiased std, and a dense layer (1x1 conv + affine-free
+            BN on a (B, C, 1) view)."""
+
             def __init__(self):
                 super().__init__()
                 self.conv2d = nn.Conv2d(1, 4, 3, stride=(2, 1), padding=1, bias=False)
                 self.bn2d = nn.BatchNorm2d(4)
-                self.conv1 = nn.Conv1d(4 * 40, 16, 3, padding=1)
-                self.bn1 = nn.BatchNorm1d(16)
-                self.bn_pre = nn.BatchNorm1d(16)
-                self.conv2 = nn.Conv1d(16, 16, 3, padding=2, dilation=2, bias=False)
-                self.se1 = nn.Conv1d(16, 8, 1)
-                self.se2 = nn.Conv1d(8, 16, 1)
-                self.dense = nn.Linear(32, 192)
+                self.tdnn = nn.Conv1d(4 * 40, 16, 5, stride=2, padding=2, bias=False)
+                self.tdnn_bn = nn.BatchNorm1d(16)
+                self.bn_a = nn.BatchNorm1d(16)
+                self.bottleneck = nn.Conv1d(16, 12, 1, bias=False)
+                self.bn_b = nn.BatchNorm1d(12)
+                self.local = nn.Conv1d(12, 8, 3, padding=2, dilation=2, bias=False)
+                self.cam1 = nn.Conv1d(12, 6, 1)
+                self.cam2 = nn.Conv1d(6, 8, 1)
+                self.bn_t = nn.BatchNorm1d(24)
+                self.transit = nn.Conv1d(24, 16, 1, bias=False)
+                self.dense = nn.Conv1d(32, 192, 1, bias=False)
                 self.bn_out = nn.BatchNorm1d(192, affine=False)
+
+            @staticmethod
+            def seg_pooling(x, seg_len=5):
+                seg = F.avg_pool1d(x, kernel_size=seg_len, stride=seg_len, ceil_mode=True)
+                shape = seg.shape
+                seg = seg.unsqueeze(-1).expand(*shape, seg_len).reshape(*shape[:-1], -1)
+                return seg[..., : x.shape[-1]]
 
             def forward(self, x):
                 x = x.permute(0, 2, 1)  # (B, 80, T)
                 x = x.unsqueeze(1)  # (B, 1, 80, T)
-                x = torch.relu(self.bn2d(self.conv2d(x)))  # (B, 4, 40, T)
+                x = F.relu(self.bn2d(self.conv2d(x)))  # (B, 4, 40, T)
                 shape = x.shape
                 x = x.reshape(shape[0], shape[1] * shape[2], shape[3])
-                x = torch.relu(self.bn1(self.conv1(x)))
-                # BN -> ReLU -> conv (not foldable into the conv), dense-style concat
-                h = self.conv2(torch.relu(self.bn_pre(x)))
-                s = torch.sigmoid(self.se2(torch.relu(self.se1(h.mean(-1, keepdim=True)))))
-                x = x + h * s
-                mean = x.mean(-1)
-                std = torch.sqrt(((x - mean.unsqueeze(-1)) ** 2).mean(-1) + 1e-5)
-                y = self.dense(torch.cat([mean, std], dim=1))
-                return self.bn_out(y)
+                x = F.relu(self.tdnn_bn(self.tdnn(x)))  # (B, 16, T/2)
+                h = self.bottleneck(F.relu(self.bn_a(x)))
+                h = F.relu(self.bn_b(h))
+                y = self.local(h)
+                context = h.mean(-1, keepdim=True) + self.seg_pooling(h)
+                m = torch.sigmoid(self.cam2(F.relu(self.cam1(context))))
+                x = torch.cat([x, y * m], dim=1)  # dense connection
+                x = self.transit(F.relu(self.bn_t(x)))
+                stats = torch.cat([x.mean(dim=-1), x.std(dim=-1, unbiased=True)], dim=-1)
+                y = self.bn_out(self.dense(stats.unsqueeze(dim=-1)))
+                return y.squeeze(dim=-1)
 
         g = torch.Generator().manual_seed(seed)
         net = Net().eval()

@@ -7,7 +7,7 @@
 //!   vectors (shape arithmetic). Supported operators cover what a TorchScript-exported
 //!   CAM++/ECAPA-style network uses: Conv (1-D/2-D, strides, padding, dilation, groups),
 //!   BatchNormalization, Relu/Sigmoid/Tanh/Softmax, elementwise arithmetic with broadcasting,
-//!   Reduce{Mean,Sum,Max}, MatMul/Gemm, AveragePool/GlobalAveragePool, Transpose, Reshape,
+//!   Reduce{Mean,Sum,Max,Prod}, MatMul/Gemm, AveragePool/GlobalAveragePool, Transpose, Reshape,
 //!   Flatten, (Un)Squeeze, Concat, Slice, Gather, Shape, Expand, Constant(OfShape), Cast, Pad,
 //!   Identity, Dropout, Split, Where, Equal. Unknown operators are reported by name.
 
@@ -592,7 +592,29 @@ impl OnnxModel {
                 let axis = norm_axis(n.int("axis", -1), x.rank());
                 one(Value::F(candle_nn::ops::softmax(&x, axis)?))
             }
-            "ReduceMean" | "ReduceSum" | "ReduceMax" => {
+            "ReduceProd" | "ReduceSum" if matches!(input(0)?, Value::I(..)) => {
+                let Value::I(v, sh) = input(0)? else {
+                    return Err(n.err("integer reduction"));
+                };
+                let all = n
+                    .ints("axes")
+                    .or(ints_in(1)?)
+                    .is_none_or(|a| a.len() == sh.len() || sh.len() <= 1);
+                if !all {
+                    return Err(n.err("integer reduction over some axes"));
+                }
+                let r = if n.op == "ReduceProd" {
+                    v.iter().product()
+                } else {
+                    v.iter().sum()
+                };
+                let keep = n.int("keepdims", 1) != 0;
+                one(Value::I(
+                    vec![r],
+                    if keep { vec![1; sh.len()] } else { vec![] },
+                ))
+            }
+            "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceProd" => {
                 let x = f(0)?;
                 let axes = match n.ints("axes") {
                     Some(a) => a,
@@ -606,7 +628,16 @@ impl OnnxModel {
                     y = match n.op.as_str() {
                         "ReduceMean" => y.mean_keepdim(a)?,
                         "ReduceSum" => y.sum_keepdim(a)?,
-                        _ => y.max_keepdim(a)?,
+                        "ReduceMax" => y.max_keepdim(a)?,
+                        _ => {
+                            // Product along `a`: a running product over the slices.
+                            let len = y.dim(a)?;
+                            let mut p = y.narrow(a, 0, 1)?;
+                            for i in 1..len {
+                                p = (p * y.narrow(a, i, 1)?)?;
+                            }
+                            p
+                        }
                     };
                     if !keep {
                         y = y.squeeze(a)?;
@@ -927,6 +958,26 @@ impl OnnxModel {
                     }
                     _ => one(Value::F(Tensor::zeros(shape, DType::F32, dev)?)),
                 }
+            }
+            "Where" if matches!((input(1)?, input(2)?), (Value::I(..), Value::I(..))) => {
+                let (Value::I(c, cs), Value::I(a, as_), Value::I(b, bs)) =
+                    (input(0)?, input(1)?, input(2)?)
+                else {
+                    return Err(n.err("integer where needs an integer condition"));
+                };
+                let s =
+                    bshape(&bshape(cs, as_).map_err(|m| n.err(m))?, bs).map_err(|m| n.err(m))?;
+                let len: usize = s.iter().product();
+                for v in [c, a, b] {
+                    if v.len() != 1 && v.len() != len {
+                        return Err(n.err("integer where beyond scalar broadcasting"));
+                    }
+                }
+                let at = |v: &Vec<i64>, i: usize| if v.len() == 1 { v[0] } else { v[i] };
+                let out = (0..len)
+                    .map(|i| if at(c, i) != 0 { at(a, i) } else { at(b, i) })
+                    .collect();
+                one(Value::I(out, s))
             }
             "Where" => {
                 let c = match input(0)? {
