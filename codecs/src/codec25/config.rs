@@ -328,3 +328,72 @@ impl Codec25Config {
             .product()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Codec25Config> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "codec25-config-{}-{}.json",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, json).expect("temp file");
+        let r = Codec25Config::from_file(&path);
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn defaults_are_the_reference_class_defaults() {
+        let c = parse(r#"{"model_type": "qwen3_tts_tokenizer_25hz", "input_sample_rate": 16000}"#)
+            .unwrap();
+        assert_eq!(c.encoder_config.n_state, 1280);
+        assert_eq!(c.encoder_config.audio_vq_layers, 6);
+        assert_eq!(c.decoder_config.dit_config.num_hidden_layers, 22);
+        assert_eq!(
+            c.decoder_config.dit_config.look_backward_layers,
+            vec![0, 20]
+        );
+        assert_eq!(c.vocoder_hop(), 240);
+        assert_eq!(c.samples_per_code(), 640);
+        assert_eq!(c.decode_upsample_rate, 1920);
+    }
+
+    #[test]
+    fn inconsistent_configs_are_errors() {
+        for (json, needle) in [
+            (r#"{}"#, "input_sample_rate 24000"),
+            (
+                r#"{"model_type": "x", "input_sample_rate": 16000}"#,
+                "model_type",
+            ),
+            (
+                r#"{"input_sample_rate": 16000, "encoder_config": {"n_mels": 80}}"#,
+                "n_mels",
+            ),
+            (
+                r#"{"input_sample_rate": 16000, "encoder_config": {"audio_vq_layers": 40}}"#,
+                "audio_vq_layers",
+            ),
+            (
+                r#"{"input_sample_rate": 16000, "encoder_config": {"audio_vq_codebook_dim": 64}}"#,
+                "codebook_dim",
+            ),
+            (
+                r#"{"input_sample_rate": 16000, "decoder_config": {"dit_config": {"enc_dilations": [1]}}}"#,
+                "enc_channels",
+            ),
+            (
+                r#"{"input_sample_rate": 16000, "decoder_config": {"bigvgan_config": {"upsample_rates": [2]}}}"#,
+                "mismatched",
+            ),
+        ] {
+            let e = parse(json).unwrap_err().to_string();
+            assert!(e.contains(needle), "{json}: {e}");
+        }
+    }
+}
