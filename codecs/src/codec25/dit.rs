@@ -248,7 +248,9 @@ pub struct Conditioning {
     features: Tensor,
     cos: Tensor,
     sin: Tensor,
+    /// One additive mask per distinct (look-back, look-ahead) kind, and each layer's index.
     masks: Vec<Tensor>,
+    layer_mask: Vec<usize>,
     frames: usize,
 }
 
@@ -392,9 +394,16 @@ impl Dit {
         }
         let cos = Tensor::from_vec(cos, (1, 1, frames, hd), dev)?;
         let sin = Tensor::from_vec(sin, (1, 1, frames, hd), dev)?;
-        // Additive masks per (back, ahead) kind.
+        // Additive masks per (back, ahead) kind, shared by the layers of that kind.
+        let mut kinds: Vec<(usize, usize)> = Vec::new();
         let mut masks = Vec::new();
+        let mut layer_mask = Vec::with_capacity(self.layers.len());
         for l in &self.layers {
+            let kind = (l.back, l.ahead);
+            if let Some(i) = kinds.iter().position(|&k| k == kind) {
+                layer_mask.push(i);
+                continue;
+            }
             let mut m = vec![0f32; frames * frames];
             for i in 0..frames {
                 let bi = (i / c.block_size) as i64;
@@ -405,6 +414,8 @@ impl Dit {
                     }
                 }
             }
+            layer_mask.push(kinds.len());
+            kinds.push(kind);
             masks.push(Tensor::from_vec(m, (1, 1, frames, frames), dev)?);
         }
         Ok(Conditioning {
@@ -412,6 +423,7 @@ impl Dit {
             cos,
             sin,
             masks,
+            layer_mask,
             frames,
         })
     }
@@ -441,7 +453,8 @@ impl Dit {
         let heads = c.num_attention_heads;
         let hd = c.head_dim;
         let hid = c.hidden_size;
-        for (l, mask) in self.layers.iter().zip(&cond.masks) {
+        for (l, &mi) in self.layers.iter().zip(&cond.layer_mask) {
+            let mask = &cond.masks[mi];
             let m = l.modulation.forward(&st)?; // (1, 6H)
             let ch = |i: usize| -> Result<Tensor> { Ok(m.narrow(1, i * hid, hid)?.unsqueeze(1)?) };
             let (shift_msa, scale_msa, gate_msa) = (ch(0)?, ch(1)?, ch(2)?);

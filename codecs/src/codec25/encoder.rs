@@ -331,23 +331,31 @@ impl Encoder {
         Ok(y.squeeze(0)?.t()?.contiguous()?)
     }
 
-    /// Nearest codebook entries of `(N, D)` vectors (one matmul against the codebook).
+    /// Nearest codebook entries of `(N, D)` vectors: one matmul against the codebook per block
+    /// of rows (bounded memory for long audio), first maximum wins.
     pub fn nearest(&self, x: &Tensor) -> Result<Vec<u32>> {
-        let dots = x.matmul(&self.codebook.t()?)?; // (N, size)
-        let score = (dots * 2.0)?.broadcast_sub(&self.codebook_sq.unsqueeze(0)?)?;
-        let rows: Vec<Vec<f32>> = score.to_vec2()?;
-        Ok(rows
-            .iter()
-            .map(|r| {
+        const ROWS: usize = 256;
+        let n = x.dim(0)?;
+        let cb_t = self.codebook.t()?;
+        let sq = self.codebook_sq.unsqueeze(0)?;
+        let mut out = Vec::with_capacity(n);
+        let mut start = 0;
+        while start < n {
+            let len = ROWS.min(n - start);
+            let dots = x.narrow(0, start, len)?.matmul(&cb_t)?; // (len, size)
+            let score = (dots * 2.0)?.broadcast_sub(&sq)?;
+            for r in score.to_vec2::<f32>()? {
                 let mut best = 0usize;
                 for (i, &v) in r.iter().enumerate() {
                     if v > r[best] {
                         best = i;
                     }
                 }
-                best as u32
-            })
-            .collect())
+                out.push(best as u32);
+            }
+            start += len;
+        }
+        Ok(out)
     }
 
     /// Codes of one 16 kHz utterance: `ceil(len / samples_per_code)` codes.
