@@ -2,6 +2,8 @@
 //!
 //! codes.json: `{"codec": <model type>, "sample_rate": 24000, "frame_rate": 12.5,
 //! "num_quantizers": 16, "frames": N, "codes": [[q0, …, q15], …]}` (one array per frame).
+//! The 25 Hz codec (one code per frame) adds what its decoder needs: `"xvector": [192 values]`
+//! and `"ref_mel": [[80 values], …]` (one array per reference-mel frame).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use qwen3_speech::DeviceSpec;
-use qwen3_speech::codecs::{Codes, SpeechTokenizer, find_tokenizer_dir};
+use qwen3_speech::codecs::{Codes, SpeakerConditioning, SpeechTokenizer, find_tokenizer_dir};
 use qwen3_speech::engine::audio::{self, WavFormat};
 use serde_json::{Value, json};
 
@@ -67,6 +69,9 @@ pub struct DecodeArgs {
     /// Sample format of the WAV file.
     #[arg(long, value_enum, default_value = "pcm16")]
     sample_format: SampleFormat,
+    /// Seed of the 25 Hz decoder's flow-matching noise (torch-compatible generator).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -109,10 +114,15 @@ fn encode(args: EncodeArgs) -> Result<()> {
         audio::resample(&mono, rate, tok.sample_rate())?
     };
     let started = Instant::now();
-    let codes = tok
-        .encode(&samples)
+    let (codes, speaker) = tok
+        .encode_with_speaker(&samples)
         .with_context(|| format!("cannot encode {}", args.input.display()))?;
-    let doc = codes_json(&tok, &codes);
+    let mut doc = codes_json(&tok, &codes);
+    if let Some(sp) = &speaker {
+        let bins = sp.ref_mel.len() / sp.ref_mel_frames.max(1);
+        doc["xvector"] = json!(sp.xvector);
+        doc["ref_mel"] = json!(sp.ref_mel.chunks(bins.max(1)).collect::<Vec<_>>());
+    }
     write_text(&args.output, &(serde_json::to_string(&doc)? + "\n"))?;
     if !args.model.quiet {
         eprintln!(
@@ -136,7 +146,8 @@ fn decode(args: DecodeArgs) -> Result<()> {
     let tok = load(&args.model)?;
     let codes = parse_codes(&doc, &tok).with_context(|| format!("{}", args.input.display()))?;
     let started = Instant::now();
-    let wav = tok.decode(&codes)?;
+    let speaker = parse_speaker(&doc, &tok)?;
+    let wav = tok.decode_with_speaker(&codes, speaker.as_ref(), args.seed)?;
     let format = match args.sample_format {
         SampleFormat::Pcm16 => WavFormat::Pcm16,
         SampleFormat::F32 => WavFormat::Float32,
@@ -223,6 +234,51 @@ fn parse_codes(doc: &Value, tok: &SpeechTokenizer) -> Result<Codes> {
     } else {
         Codes::from_frames(&frames)?
     })
+}
+
+/// The 25 Hz codec's speaker conditioning from codes.json (`xvector`, `ref_mel`).
+fn parse_speaker(doc: &Value, tok: &SpeechTokenizer) -> Result<Option<SpeakerConditioning>> {
+    if !tok.needs_speaker() {
+        return Ok(None);
+    }
+    let floats = |v: &Value, what: &str| -> Result<Vec<f32>> {
+        v.as_array()
+            .with_context(|| format!("\"{what}\" is not an array of numbers"))?
+            .iter()
+            .map(|x| {
+                x.as_f64()
+                    .map(|f| f as f32)
+                    .with_context(|| format!("\"{what}\": {x} is not a number"))
+            })
+            .collect()
+    };
+    let xvector = floats(
+        doc.get("xvector")
+            .context("the 25 Hz codec decodes with the \"xvector\" that `codec encode` writes")?,
+        "xvector",
+    )?;
+    let rows = doc
+        .get("ref_mel")
+        .and_then(Value::as_array)
+        .context("the 25 Hz codec decodes with the \"ref_mel\" that `codec encode` writes")?;
+    let mut ref_mel = Vec::new();
+    let mut width = None;
+    for (i, row) in rows.iter().enumerate() {
+        let r = floats(row, "ref_mel")?;
+        if *width.get_or_insert(r.len()) != r.len() {
+            bail!(
+                "ref_mel frame {i} has {} values, frame 0 has {:?}",
+                r.len(),
+                width
+            );
+        }
+        ref_mel.extend(r);
+    }
+    Ok(Some(SpeakerConditioning {
+        xvector,
+        ref_mel,
+        ref_mel_frames: rows.len(),
+    }))
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {

@@ -204,6 +204,89 @@ fn wav_header(bytes: &[u8]) -> (u32, u16, u16, usize) {
 }
 
 #[test]
+fn codec25_round_trip_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("codec25-tiny");
+    let codes = tmp.path().join("codes.json");
+    let codes_s = codes.to_str().unwrap();
+    let wav = fixture("asr-real/en_16k.wav");
+    let o = run(&[
+        "codec", "encode", &wav, "--model", &model, "-o", codes_s, "--device", "cpu", "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&codes).unwrap()).unwrap();
+    assert_eq!(doc["codec"], "qwen3_tts_tokenizer_25hz");
+    assert_eq!(doc["sample_rate"], 16000);
+    assert_eq!(doc["frame_rate"], 25.0);
+    assert_eq!(doc["num_quantizers"], 1);
+    let frames = doc["frames"].as_u64().unwrap() as usize;
+    let (_, _, _, data) = wav_header(&std::fs::read(&wav).unwrap());
+    assert_eq!(frames, (data / 2).div_ceil(640));
+    assert_eq!(doc["xvector"].as_array().unwrap().len(), 192);
+    let ref_mel = doc["ref_mel"].as_array().unwrap();
+    assert_eq!(ref_mel.len(), data / 2 / 160);
+    assert!(ref_mel.iter().all(|r| r.as_array().unwrap().len() == 80));
+
+    // Decode twice with one seed: same audio, 60 samples per code at 1500 Hz.
+    let mut outs = Vec::new();
+    for name in ["a.wav", "b.wav"] {
+        let out = tmp.path().join(name);
+        let o = run(&[
+            "codec",
+            "decode",
+            codes_s,
+            "-m",
+            &model,
+            "-o",
+            out.to_str().unwrap(),
+            "-q",
+            "--device",
+            "cpu",
+            "--seed",
+            "7",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let bytes = std::fs::read(&out).unwrap();
+        let (rate, channels, bits, data) = wav_header(&bytes);
+        assert_eq!((rate, channels, bits, data), (1500, 1, 16, frames * 60 * 2));
+        outs.push(bytes);
+    }
+    assert_eq!(outs[0], outs[1]);
+
+    // Without the speaker conditioning, or with the other codec's codes.
+    let mut bad = doc.clone();
+    bad.as_object_mut().unwrap().remove("ref_mel");
+    let bad_path = tmp.path().join("bad.json");
+    std::fs::write(&bad_path, bad.to_string()).unwrap();
+    let out = tmp.path().join("c.wav");
+    let o = run(&[
+        "codec",
+        "decode",
+        bad_path.to_str().unwrap(),
+        "-m",
+        &model,
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("ref_mel"), "{}", stderr(&o));
+    let o = run(&[
+        "codec",
+        "decode",
+        codes_s,
+        "-m",
+        &fixture("codec12-tiny"),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("for codec"), "{}", stderr(&o));
+}
+
+#[test]
 fn codec_round_trip_and_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let model = fixture("codec12-tiny");

@@ -15,6 +15,7 @@ Areas (in dependency order):
   asr_stream    tests/fixtures/asr-stream/ reference streaming runs (needs asr_tiny, asr_real)
   aligner       tests/fixtures/aligner-tiny/ checkpoint + expected/ goldens (needs tokenizer)
   codec12       tests/fixtures/codec12-tiny/ tiny 12 Hz speech tokenizer + expected/ goldens
+  codec25       tests/fixtures/codec25-tiny/ tiny 25 Hz speech tokenizer (+ tiny campplus.onnx) + expected/
   tts           tests/fixtures/tts-tiny/ tiny Qwen3-TTS checkpoints + expected/ (needs tokenizer, gen_codec12.py)
   tts_speaker   tests/fixtures/tts-speaker/ tiny Qwen3-TTS speaker encoder + goldens (needs espeak-ng)
   pure          tests/fixtures/asr-tiny/expected/pure_functions.json
@@ -42,7 +43,7 @@ sys.path.insert(0, str(HERE))
 from common import FIXTURES, REPO_ROOT, RUN_NOTES, setup_determinism, sha256_file  # noqa: E402
 
 AREAS = [
-    "audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "asr_stream", "aligner", "codec12", "tts_speaker", "tts",
+    "audio", "tokenizer", "asr_tiny", "thinker_text", "asr", "asr_real", "asr_stream", "aligner", "codec12", "codec25", "tts_speaker", "tts",
     "pure", "verify",
 ]  # fmt: skip
 
@@ -72,6 +73,8 @@ def area_files(area: str, fixtures: Path):
         return sorted(p for p in (fixtures / "aligner-tiny").rglob("*") if p.is_file())
     if area == "codec12":
         return sorted(p for p in (fixtures / "codec12-tiny").rglob("*") if p.is_file())
+    if area == "codec25":
+        return sorted(p for p in (fixtures / "codec25-tiny").rglob("*") if p.is_file())
     if area == "tts":
         return sorted(p for p in (fixtures / "tts-tiny").rglob("*") if p.is_file())
     if area == "tts_speaker":
@@ -131,6 +134,10 @@ def run_area(area: str, fixtures: Path):
         import gen_codec12
 
         return gen_codec12.main(fixtures)
+    if area == "codec25":
+        import gen_codec25
+
+        return gen_codec25.main(fixtures)
     if area == "tts":
         import gen_tts
 
@@ -155,7 +162,7 @@ def versions():
 
     out = {"python": platform.python_version()}
     for pkg in ["torch", "transformers", "accelerate", "tokenizers", "qwen-asr", "qwen-tts", "numpy", "librosa",
-                "soundfile", "soxr", "safetensors", "gguf", "nagisa", "soynlp"]:  # fmt: skip
+                "soundfile", "soxr", "safetensors", "gguf", "nagisa", "soynlp", "onnx", "onnxruntime"]:  # fmt: skip
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
