@@ -134,7 +134,7 @@ fn per_call_options_override_the_configuration() {
     };
     let c = english.transcribe_with(input, &detect).unwrap();
     let d = auto.transcribe(input).unwrap();
-    assert_eq!((c.text, c.language), (d.text, d.language));
+    assert_eq!((&c.text, &c.language), (&d.text, &d.language));
     // A smaller token budget for one call.
     let short = TranscribeOptions {
         max_new_tokens: Some(2),
