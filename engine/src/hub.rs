@@ -72,20 +72,29 @@ pub fn resolve(source: &ModelSource, options: &FetchOptions) -> Result<ModelDir>
             if options.offline {
                 cache::resolve_offline(&cache, repo_id, &revision)
             } else {
-                #[cfg(feature = "hub")]
-                return remote::resolve_online(&cache, repo_id, &revision, options);
-                // Built without downloads: a complete cached snapshot still serves.
-                #[cfg(not(feature = "hub"))]
-                cache::resolve_offline(&cache, repo_id, &revision).map_err(|_| {
-                    Error::Hub(format!(
-                        "{repo_id} is not in the cache, and this build of qwen3-speech cannot \
-                         download models (built without the `hub` feature); pass a local model \
-                         folder"
-                    ))
-                })
+                resolve_online(&cache, repo_id, &revision, options)
             }
         }
     }
+}
+
+#[cfg(feature = "hub")]
+use remote::resolve_online;
+
+/// Built without downloads (no `hub` feature): a complete cached snapshot still serves.
+#[cfg(not(feature = "hub"))]
+fn resolve_online(
+    cache: &cache::RepoCache,
+    repo_id: &str,
+    revision: &str,
+    _options: &FetchOptions,
+) -> Result<ModelDir> {
+    cache::resolve_offline(cache, repo_id, revision).map_err(|_| {
+        Error::Hub(format!(
+            "{repo_id} is not in the cache, and this build of qwen3-speech cannot download \
+             models (built without the `hub` feature); pass a local model folder"
+        ))
+    })
 }
 
 /// [`ModelSource::parse`] followed by [`resolve`]: the one call a front end needs for `--model`.
