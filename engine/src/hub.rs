@@ -30,6 +30,8 @@
 //! reached, reuse of blobs already in the cache when a repository gets a new commit, size checks
 //! of every downloaded file, and error messages that say how to fix the problem.
 
+// Parts of the cache are only written by downloads.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
 mod cache;
 mod filter;
 mod model_dir;
