@@ -14,7 +14,13 @@ use crate::{Error, Result};
 /// Parses a JSON file into `T`; errors name the file, the line/column and the reason.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    parse_json(path, &text)
+    let value = parse_json(path, &text)?;
+    crate::progress::report(
+        crate::progress::LoadStage::Config,
+        1.0,
+        path.display().to_string(),
+    );
+    Ok(value)
 }
 
 /// Parses JSON text that came from `path` (used for error messages only).

@@ -22,16 +22,21 @@
 //! options, which keeps the download path testable against a local server without touching the
 //! process environment.
 //!
-//! Transfers go through the `hf-hub` crate (resumable `.part` files renamed into `blobs/` only
+//! Downloads need the `hub` cargo feature (on by default; builds without it, such as the mobile
+//! bindings, only use local folders and complete cached snapshots). Transfers go through the
+//! `hf-hub` crate (resumable `.part` files renamed into `blobs/` only
 //! when complete, symlinks from `snapshots/`, file locks). On top of it this module adds what the
 //! crate lacks: offline mode, a fallback to a complete cached snapshot when the hub cannot be
 //! reached, reuse of blobs already in the cache when a repository gets a new commit, size checks
 //! of every downloaded file, and error messages that say how to fix the problem.
 
+// Parts of the cache are only written by downloads.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
 mod cache;
 mod filter;
 mod model_dir;
 mod options;
+#[cfg(feature = "hub")]
 mod remote;
 mod source;
 
@@ -69,10 +74,29 @@ pub fn resolve(source: &ModelSource, options: &FetchOptions) -> Result<ModelDir>
             if options.offline {
                 cache::resolve_offline(&cache, repo_id, &revision)
             } else {
-                remote::resolve_online(&cache, repo_id, &revision, options)
+                resolve_online(&cache, repo_id, &revision, options)
             }
         }
     }
+}
+
+#[cfg(feature = "hub")]
+use remote::resolve_online;
+
+/// Built without downloads (no `hub` feature): a complete cached snapshot still serves.
+#[cfg(not(feature = "hub"))]
+fn resolve_online(
+    cache: &cache::RepoCache,
+    repo_id: &str,
+    revision: &str,
+    _options: &FetchOptions,
+) -> Result<ModelDir> {
+    cache::resolve_offline(cache, repo_id, revision).map_err(|_| {
+        Error::Hub(format!(
+            "{repo_id} is not in the cache, and this build of qwen3-speech cannot download \
+             models (built without the `hub` feature); pass a local model folder"
+        ))
+    })
 }
 
 /// [`ModelSource::parse`] followed by [`resolve`]: the one call a front end needs for `--model`.

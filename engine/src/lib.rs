@@ -13,6 +13,7 @@ pub mod error;
 pub mod hub;
 pub mod kernels;
 pub mod nn;
+pub mod progress;
 pub mod sampling;
 pub mod tokenizer;
 pub mod transformer;

@@ -85,6 +85,14 @@ impl Tokenizer {
 
     /// Like [`Tokenizer::from_dir`] with a choice of split regex (ignored for tokenizer.json).
     pub fn from_dir_with(dir: &Path, regex: PreTokenizerRegex) -> Result<Self> {
+        use crate::progress::{LoadStage, report};
+        report(LoadStage::Tokenizer, 0.0, dir.display().to_string());
+        let tokenizer = Self::read_dir(dir, regex)?;
+        report(LoadStage::Tokenizer, 1.0, dir.display().to_string());
+        Ok(tokenizer)
+    }
+
+    fn read_dir(dir: &Path, regex: PreTokenizerRegex) -> Result<Self> {
         let tj = dir.join("tokenizer.json");
         if tj.is_file() {
             let inner = tokenizers::Tokenizer::from_file(&tj)

@@ -11,6 +11,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use candle_core::quantized::QTensor;
 use candle_core::safetensors::MmapedSafetensors;
@@ -49,6 +50,12 @@ pub trait WeightSource: Send + Sync {
 pub struct SafetensorsSource {
     tensors: MmapedSafetensors,
     files: Vec<PathBuf>,
+    /// Bytes of all tensors in the files, and of those loaded so far: load progress
+    /// ([`crate::progress`]).
+    total_bytes: u64,
+    loaded_bytes: AtomicU64,
+    /// Last reported progress, in permille (reports are sent when it moves).
+    reported: AtomicU32,
 }
 
 impl SafetensorsSource {
@@ -73,10 +80,41 @@ impl SafetensorsSource {
                 display_files(files)
             ))
         })?;
+        let total_bytes = tensors
+            .tensors()
+            .iter()
+            .map(|(_, view)| view.data().len() as u64)
+            .sum();
+        crate::progress::report(
+            crate::progress::LoadStage::Weights,
+            0.0,
+            files[0].display().to_string(),
+        );
         Ok(SafetensorsSource {
             tensors,
             files: files.to_vec(),
+            total_bytes,
+            loaded_bytes: AtomicU64::new(0),
+            reported: AtomicU32::new(0),
         })
+    }
+
+    /// Counts `bytes` as read and reports the progress when it moved by at least 1%.
+    fn count_loaded(&self, bytes: u64) {
+        let loaded = self.loaded_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if self.total_bytes == 0 || !crate::progress::is_active() {
+            return;
+        }
+        let permille = (loaded.min(self.total_bytes) * 1000 / self.total_bytes) as u32;
+        let last = self.reported.load(Ordering::Relaxed);
+        if permille >= last + 10 || (permille == 1000 && last < 1000) {
+            self.reported.store(permille, Ordering::Relaxed);
+            crate::progress::report(
+                crate::progress::LoadStage::Weights,
+                permille as f32 / 1000.0,
+                self.files[0].display().to_string(),
+            );
+        }
     }
 
     pub fn files(&self) -> &[PathBuf] {
@@ -116,12 +154,18 @@ impl WeightSource for SafetensorsSource {
     }
 
     fn load(&self, name: &str, device: &Device) -> Result<Tensor> {
-        self.tensors.load(name, device).map_err(|e| {
+        // Loading a large model takes a while: let a cancelled load stop between tensors.
+        crate::cancel::checkpoint()?;
+        let tensor = self.tensors.load(name, device).map_err(|e| {
             Error::Weights(format!(
                 "cannot load tensor '{name}' from {}: {e}",
                 self.describe()
             ))
-        })
+        })?;
+        if let Ok(view) = self.tensors.get(name) {
+            self.count_loaded(view.data().len() as u64);
+        }
+        Ok(tensor)
     }
 
     fn names(&self) -> Vec<String> {
