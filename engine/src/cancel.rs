@@ -56,17 +56,7 @@ thread_local! {
 /// Runs `f` with `is_cancelled` installed as a cancellation check on the current thread; nested
 /// scopes add up (any check that fires cancels). The check is removed when `f` returns or panics.
 pub fn scope<T>(is_cancelled: impl Fn() -> bool + 'static, f: impl FnOnce() -> T) -> T {
-    struct Pop;
-    impl Drop for Pop {
-        fn drop(&mut self) {
-            CHECKS.with(|c| {
-                c.borrow_mut().pop();
-            });
-        }
-    }
-    CHECKS.with(|c| c.borrow_mut().push(Box::new(is_cancelled)));
-    let _pop = Pop;
-    f()
+    crate::scoped::with_pushed(&CHECKS, Box::new(is_cancelled), f)
 }
 
 /// Fails with [`Error::Cancelled`] if a check of the current thread's scopes fires.

@@ -15,6 +15,7 @@ pub mod kernels;
 pub mod nn;
 pub mod progress;
 pub mod sampling;
+mod scoped;
 pub mod tokenizer;
 pub mod transformer;
 pub mod weights;

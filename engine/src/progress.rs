@@ -62,17 +62,7 @@ thread_local! {
 /// Runs `f` with `on_progress` receiving the load progress reports of the current thread; nested
 /// scopes all receive them. The callback is removed when `f` returns or panics.
 pub fn scope<T>(on_progress: impl Fn(&LoadProgress) + 'static, f: impl FnOnce() -> T) -> T {
-    struct Pop;
-    impl Drop for Pop {
-        fn drop(&mut self) {
-            REPORTERS.with(|r| {
-                r.borrow_mut().pop();
-            });
-        }
-    }
-    REPORTERS.with(|r| r.borrow_mut().push(Rc::new(on_progress)));
-    let _pop = Pop;
-    f()
+    crate::scoped::with_pushed(&REPORTERS, Rc::new(on_progress), f)
 }
 
 /// True when a scope of the current thread listens (lets loaders skip building reports).
