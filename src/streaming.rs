@@ -74,6 +74,11 @@ pub struct StreamEvent {
     pub is_final: bool,
     /// Index of the decode (one per chunk).
     pub chunk: usize,
+    /// Index of the segment (a long stream is cut into segments of at most
+    /// `StreamOptions::max_segment_seconds`, each with its own prompt).
+    pub segment: usize,
+    /// True for the decode that ended a segment: all of `text` is then final.
+    pub segment_closed: bool,
     /// Seconds of audio the decode covered.
     pub audio_seconds: f64,
     /// The model's raw output before parsing.
@@ -91,6 +96,8 @@ impl From<StreamUpdate> for StreamEvent {
             language: u.language,
             is_final: u.is_final,
             chunk: u.chunk,
+            segment: u.segment,
+            segment_closed: u.segment_closed,
             audio_seconds: u.audio_samples as f64 / f64::from(ASR_SAMPLE_RATE),
             raw: u.raw,
             stats: u.stats,

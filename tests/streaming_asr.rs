@@ -23,6 +23,7 @@ use common::*;
 use qwen3_speech::engine::audio::mel::whisper_log_mel;
 use qwen3_speech::models::asr::streaming::encoder::IncrementalEncoder;
 use qwen3_speech::models::asr::streaming::features::StreamFeatures;
+use qwen3_speech::models::asr::streaming::join_segments;
 use qwen3_speech::models::asr::{
     AsrModel, AsrStream, EncoderAttention, StreamMode, StreamOptions, StreamUpdate,
 };
@@ -58,6 +59,8 @@ fn options_of(case: &Value, mode: StreamMode, max_new_tokens: usize) -> StreamOp
         language: init["language"].as_str().map(str::to_string),
         context: init["context"].as_str().unwrap().to_string(),
         max_new_tokens: Some(max_new_tokens),
+        // The reference's algorithm has no segments.
+        max_segment_seconds: None,
     }
 }
 
@@ -413,4 +416,93 @@ fn mode_switches_and_finish_with() {
     assert!(last.is_final);
     assert_eq!(last.chunk, 1);
     assert_eq!(last.audio_samples, audio.len());
+}
+
+/// A long stream is cut into segments, and each segment is exactly the reference's stream of
+/// its own audio (its decodes, then the `finish` decode where it was cut); the transcript is
+/// the segments' texts joined. A stream shorter than the limit is not cut at all.
+#[test]
+fn segments_are_reference_streams_of_their_own_audio() {
+    let m = model();
+    let d = doc();
+    let case = &d["cases"][0];
+    let audio = audio_of(case);
+    let unbounded = options_of(case, StreamMode::Incremental, 32);
+    let chunk = unbounded.chunk_samples();
+
+    // Shorter than the default limit: the same updates as the reference's algorithm.
+    assert!(audio.len() < unbounded.chunk_samples() * 15);
+    let default_limit = StreamOptions {
+        max_segment_seconds: StreamOptions::default().max_segment_seconds,
+        ..unbounded.clone()
+    };
+    let plain = run(&m, unbounded.clone(), &audio, &mut || chunk);
+    let limited = run(&m, default_limit, &audio, &mut || chunk);
+    assert_eq!(
+        plain.iter().map(untimed).collect::<Vec<_>>(),
+        limited.iter().map(untimed).collect::<Vec<_>>()
+    );
+    assert!(plain.iter().all(|u| u.segment == 0 && !u.segment_closed));
+
+    for mode in [StreamMode::Incremental, StreamMode::Exact] {
+        let options = StreamOptions {
+            max_segment_seconds: Some(5.0),
+            mode,
+            ..unbounded.clone()
+        };
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let updates = run(&m, options, &audio, &mut || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            1 + (seed % (chunk as u64 * 2)) as usize
+        });
+        let last = updates.last().unwrap();
+        assert!(last.is_final);
+        assert_eq!(last.audio_samples, audio.len());
+        let closes: Vec<&StreamUpdate> = updates.iter().filter(|u| u.segment_closed).collect();
+        assert!(closes.len() >= 2, "{} segments closed", closes.len());
+        // Segment boundaries: where each closing decode ended its segment.
+        let mut bounds = vec![0];
+        bounds.extend(closes.iter().map(|u| u.audio_samples));
+        bounds.push(audio.len());
+        let mut texts = Vec::new();
+        for (k, w) in bounds.windows(2).enumerate() {
+            let (start, end) = (w[0], w[1]);
+            // Each segment ends within the chunk that would take it past 5 s.
+            if k + 1 < bounds.len() - 1 {
+                let len = end - start;
+                assert!(
+                    len + chunk > 5 * 16000 && len <= 5 * 16000 + chunk,
+                    "segment {k}: {len}"
+                );
+            }
+            let own: Vec<&StreamUpdate> = updates.iter().filter(|u| u.segment == k).collect();
+            let reference = run(
+                &m,
+                StreamOptions {
+                    mode,
+                    ..unbounded.clone()
+                },
+                &audio[start..end],
+                &mut || chunk,
+            );
+            assert_eq!(own.len(), reference.len(), "segment {k} decodes");
+            for (a, b) in own.iter().zip(reference.iter()) {
+                assert_eq!(a.raw, b.raw, "segment {k}");
+                assert!(a.text.ends_with(&b.text), "segment {k}");
+                assert_eq!(a.audio_samples - start, b.audio_samples);
+                assert!(a.text.starts_with(&a.fixed));
+                assert_eq!(a.text, format!("{}{}", a.fixed, a.unfixed));
+            }
+            let closing = own.last().unwrap();
+            assert!(closing.segment_closed || closing.is_final);
+            assert!(closing.unfixed.is_empty());
+            texts.push(reference.last().unwrap().text.clone());
+        }
+        let joined = texts
+            .iter()
+            .fold(String::new(), |acc, t| join_segments(&acc, t));
+        assert_eq!(last.text, joined, "{mode}");
+    }
 }

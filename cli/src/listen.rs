@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use qwen3_speech::engine::audio::decode_file;
+use qwen3_speech::models::asr::DEFAULT_MAX_SEGMENT_SECONDS;
 use qwen3_speech::{
     ComputeDType, DeviceSpec, FetchOptions, StreamEvent, StreamMode, StreamOptions,
     StreamingConfig, StreamingTranscriber,
@@ -93,6 +94,11 @@ pub struct ListenArgs {
     /// Token budget per decode (default: scaled with the audio a decode covers).
     #[arg(long)]
     max_new_tokens: Option<usize>,
+    /// Longest segment, seconds: a longer stream is cut at a quiet point into segments with
+    /// their own prompt, so the cost per chunk stays flat; 0: never cut (the reference's
+    /// algorithm, whose cost per chunk grows with the stream).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_SEGMENT_SECONDS)]
+    max_segment_seconds: f64,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
@@ -120,6 +126,7 @@ pub fn run(args: ListenArgs) -> Result<ExitCode> {
         language: args.language.clone(),
         context: args.context.clone(),
         max_new_tokens: args.max_new_tokens,
+        max_segment_seconds: (args.max_segment_seconds != 0.0).then_some(args.max_segment_seconds),
     };
     options.validate()?;
     if let Some(d) = args.duration
@@ -470,6 +477,8 @@ impl View {
                 let v = json!({
                     "is_final": e.is_final,
                     "chunk": e.chunk,
+                    "segment": e.segment,
+                    "segment_closed": e.segment_closed,
                     "audio_seconds": (e.audio_seconds * 1000.0).round() / 1000.0,
                     "language": e.language,
                     "text": e.text,

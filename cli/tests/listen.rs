@@ -51,8 +51,9 @@ fn json_lines(o: &Output) -> Vec<Value> {
 }
 
 const CHUNK: &str = "0.5";
+const DEFAULT_SEGMENT: Option<f64> = Some(qwen3_speech::models::asr::DEFAULT_MAX_SEGMENT_SECONDS);
 
-fn options(language: Option<&str>) -> StreamOptions {
+fn options(language: Option<&str>, max_segment_seconds: Option<f64>) -> StreamOptions {
     StreamOptions {
         chunk_seconds: 0.5,
         unfixed_chunks: 2,
@@ -61,12 +62,18 @@ fn options(language: Option<&str>) -> StreamOptions {
         language: language.map(str::to_string),
         context: String::new(),
         max_new_tokens: Some(16),
+        max_segment_seconds,
     }
 }
 
-fn library(samples: &[f32], rate: u32, language: Option<&str>) -> Vec<StreamEvent> {
+fn library(
+    samples: &[f32],
+    rate: u32,
+    language: Option<&str>,
+    max_segment_seconds: Option<f64>,
+) -> Vec<StreamEvent> {
     let config = StreamingConfig {
-        options: options(language),
+        options: options(language, max_segment_seconds),
         device: DeviceSpec::Cpu,
         dtype: Some(ComputeDType::F32),
         ..StreamingConfig::default()
@@ -119,6 +126,8 @@ fn assert_same(events: &[Value], lib: &[StreamEvent], what: &str) {
         assert_eq!(j["language"], l.language.as_str(), "{what}");
         assert_eq!(j["is_final"], l.is_final, "{what}");
         assert_eq!(j["chunk"], l.chunk, "{what}");
+        assert_eq!(j["segment"], l.segment, "{what}");
+        assert_eq!(j["segment_closed"], l.segment_closed, "{what}");
         let secs = j["audio_seconds"].as_f64().unwrap();
         assert!((secs - l.audio_seconds).abs() < 1e-3, "{what}");
     }
@@ -129,12 +138,17 @@ fn assert_same(events: &[Value], lib: &[StreamEvent], what: &str) {
 
 #[test]
 fn listen_file_equals_library_streaming() {
-    for (file, language) in [
-        ("asr-real/de_16k.wav", Some("German")),
-        ("asr-real/fr_stereo_44k.flac", None),
+    // The second one is cut into segments of about 1 s.
+    for (file, language, segment) in [
+        ("asr-real/de_16k.wav", Some("German"), None),
+        ("asr-real/fr_stereo_44k.flac", None, Some(1.0)),
     ] {
         let path = fixture(file);
-        let o = run(&listen_args(&path, language));
+        let mut args = listen_args(&path, language);
+        if let Some(s) = segment {
+            args.extend(["--max-segment-seconds".to_string(), format!("{s}")]);
+        }
+        let o = run(&args);
         assert!(
             o.status.success(),
             "{file}: {}",
@@ -143,8 +157,18 @@ fn listen_file_equals_library_streaming() {
         let events = json_lines(&o);
         let audio = decode_file(&path).unwrap();
         let rate = audio.sample_rate;
-        let lib = library(&audio.into_mono(), rate, language);
+        let lib = library(
+            &audio.into_mono(),
+            rate,
+            language,
+            segment.or(DEFAULT_SEGMENT),
+        );
         assert!(lib.len() >= 4, "{file}: several chunks of 0.5 s");
+        assert_eq!(
+            lib.iter().any(|e| e.segment_closed),
+            segment.is_some(),
+            "{file}: segments"
+        );
         assert_same(&events, &lib, file);
         eprintln!(
             "{file}: {} events, final {:?}",
@@ -183,7 +207,7 @@ fn listen_raw_pcm_on_stdin() {
     let as_f32: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32768.0).collect();
     assert_same(
         &json_lines(&o),
-        &library(&as_f32, 16000, Some("English")),
+        &library(&as_f32, 16000, Some("English"), DEFAULT_SEGMENT),
         "stdin s16le",
     );
 }

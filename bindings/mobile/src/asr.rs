@@ -307,6 +307,10 @@ pub struct StreamingConfig {
     /// Token budget per decode; `null`: scaled with the audio.
     #[uniffi(default = None)]
     pub max_new_tokens: Option<u32>,
+    /// Longest segment, seconds: a longer stream is cut at a quiet point into segments with
+    /// their own prompt, which keeps the cost per chunk flat; 0: never cut.
+    #[uniffi(default = 30.0)]
+    pub max_segment_seconds: f64,
 }
 
 impl StreamingConfig {
@@ -318,6 +322,8 @@ impl StreamingConfig {
             language: self.language.clone().filter(|l| !l.trim().is_empty()),
             context: self.context.clone(),
             max_new_tokens: to_usize(self.max_new_tokens),
+            max_segment_seconds: (self.max_segment_seconds != 0.0)
+                .then_some(self.max_segment_seconds),
             ..q::StreamOptions::default()
         }
     }
@@ -340,6 +346,10 @@ pub struct StreamEvent {
     pub chunk: u32,
     /// Seconds of audio the decode covered.
     pub audio_seconds: f64,
+    /// Index of the segment (see `StreamingConfig.max_segment_seconds`).
+    pub segment: u32,
+    /// True for the decode that ended a segment: all of `text` is then settled.
+    pub segment_closed: bool,
 }
 
 impl From<q::StreamEvent> for StreamEvent {
@@ -352,6 +362,8 @@ impl From<q::StreamEvent> for StreamEvent {
             is_final: e.is_final,
             chunk: e.chunk as u32,
             audio_seconds: e.audio_seconds,
+            segment: e.segment as u32,
+            segment_closed: e.segment_closed,
         }
     }
 }

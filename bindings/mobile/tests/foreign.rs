@@ -262,7 +262,7 @@ fn expectations() -> &'static Path {
             max_new_tokens: Some(8),
             ..q::StreamOptions::default()
         };
-        let mut st = t.stream(stream_options).unwrap();
+        let mut st = t.stream(stream_options.clone()).unwrap();
         let mut events = 0;
         for piece in clip16.chunks(8000) {
             events += st.push_i16(piece, 16000).unwrap().len();
@@ -272,6 +272,23 @@ fn expectations() -> &'static Path {
         e.insert("stream.events", events.to_string());
         e.insert("stream.text", fin.text);
         e.insert("stream.language", fin.language);
+        // The same stream cut into segments of about 2 s.
+        let mut st = t
+            .stream(q::StreamOptions {
+                max_segment_seconds: Some(2.0),
+                ..stream_options.clone()
+            })
+            .unwrap();
+        let mut segments = 0;
+        for piece in clip16.chunks(8000) {
+            for ev in st.push_i16(piece, 16000).unwrap() {
+                segments += usize::from(ev.segment_closed);
+            }
+        }
+        let fin = st.finish().unwrap();
+        assert!(segments > 0);
+        e.insert("stream.segments_closed", segments.to_string());
+        e.insert("stream.segmented_text", fin.text);
 
         // TTS: the reference's recorded greedy case (codes of the first codebook, frames,
         // samples), as the golden tests check it for the Rust API.

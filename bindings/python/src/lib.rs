@@ -29,7 +29,9 @@ use speech::codecs::{Codes, SpeechTokenizer as CodecTokenizer};
 use speech::engine::cancel::{self, CancelToken};
 use speech::engine::device::Placement;
 use speech::engine::tokenizer::Tokenizer as TextTokenizer;
-use speech::models::asr::{EncoderAttention, StreamMode, StreamOptions};
+use speech::models::asr::{
+    DEFAULT_MAX_SEGMENT_SECONDS, EncoderAttention, StreamMode, StreamOptions,
+};
 use speech::synthesizer::StreamOptions as ChunkOptions;
 use speech::{
     AlignerConfig, AudioInput, ComputeDType, DeviceSpec, Error, FetchOptions, ModelDir,
@@ -408,7 +410,8 @@ impl Transcriber {
 
     /// A streaming session sharing this model.
     #[pyo3(signature = (*, chunk_seconds=2.0, unfixed_chunks=2, rollback_tokens=5,
-        mode="incremental", language=None, context=String::new(), max_new_tokens=None))]
+        mode="incremental", language=None, context=String::new(), max_new_tokens=None,
+        max_segment_seconds=Some(DEFAULT_MAX_SEGMENT_SECONDS)))]
     #[allow(clippy::too_many_arguments)]
     fn stream(
         &self,
@@ -419,6 +422,7 @@ impl Transcriber {
         language: Option<String>,
         context: String,
         max_new_tokens: Option<usize>,
+        max_segment_seconds: Option<f64>,
     ) -> PyResult<StreamingTranscriber> {
         let options = StreamOptions {
             chunk_seconds,
@@ -428,6 +432,7 @@ impl Transcriber {
             language,
             context,
             max_new_tokens,
+            max_segment_seconds,
         };
         let st = self.inner.stream(options).map_err(to_py_err)?;
         Ok(StreamingTranscriber {
@@ -472,6 +477,8 @@ fn event_to_py<'py>(py: Python<'py>, e: &StreamEvent) -> PyResult<Bound<'py, PyD
     d.set_item("language", &e.language)?;
     d.set_item("is_final", e.is_final)?;
     d.set_item("chunk", e.chunk)?;
+    d.set_item("segment", e.segment)?;
+    d.set_item("segment_closed", e.segment_closed)?;
     d.set_item("audio_seconds", e.audio_seconds)?;
     d.set_item("raw", &e.raw)?;
     Ok(d)
@@ -511,7 +518,8 @@ impl StreamingTranscriber {
     #[new]
     #[pyo3(signature = (model, *, chunk_seconds=2.0, unfixed_chunks=2, rollback_tokens=5,
         mode="incremental", language=None, context=String::new(), max_new_tokens=None,
-        device="auto", dtype=None, offline=None))]
+        max_segment_seconds=Some(DEFAULT_MAX_SEGMENT_SECONDS), device="auto", dtype=None,
+        offline=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -523,6 +531,7 @@ impl StreamingTranscriber {
         language: Option<String>,
         context: String,
         max_new_tokens: Option<usize>,
+        max_segment_seconds: Option<f64>,
         device: &str,
         dtype: Option<&str>,
         offline: Option<bool>,
@@ -536,6 +545,7 @@ impl StreamingTranscriber {
                 language,
                 context,
                 max_new_tokens,
+                max_segment_seconds,
             },
             device: self::device(device)?,
             dtype: self::dtype(dtype)?,

@@ -86,3 +86,24 @@ def test_rates_and_errors(asr):
         asr.stream(chunk_seconds=0)
     with pytest.raises(ValueError, match="mode"):
         asr.stream(mode="sideways")
+
+
+def test_long_streams_are_cut_into_segments(asr):
+    doc = load_json("asr-stream/streaming.json")
+    case = next(c for c in doc["cases"] if c["name"] == "demo_1s_forced_german_context")
+    audio = audio_of(case)
+    st = asr.stream(chunk_seconds=1.0, max_new_tokens=8, max_segment_seconds=3.0)
+    events = st.push(audio, 16000) + [st.finish()]
+    closed = [e for e in events if e.segment_closed]
+    assert len(closed) >= 2
+    assert [e.segment for e in events] == sorted(e.segment for e in events)
+    assert events[-1].segment == len(closed)
+    for e in closed:
+        # A closed segment's text is settled and stays the start of the transcript.
+        assert e.unfixed == "" and e.fixed == e.text
+        assert events[-1].text.startswith(e.text)
+    unbounded = asr.stream(chunk_seconds=1.0, max_new_tokens=8, max_segment_seconds=None)
+    events = unbounded.push(audio, 16000) + [unbounded.finish()]
+    assert not any(e.segment_closed for e in events) and events[-1].segment == 0
+    with pytest.raises(ValueError, match="max_segment_seconds"):
+        asr.stream(chunk_seconds=1.0, max_segment_seconds=0.5)

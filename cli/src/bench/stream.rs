@@ -20,6 +20,12 @@
 //!   logits), token-by-token decoding;
 //! * what was computed: encoder tokens, prompt positions run / reused, generated tokens.
 //!
+//! Streams are cut into segments of `--max-segment-seconds` (default 30 s, as the product;
+//! 0: never cut, the reference's algorithm) so the cost stays flat; within a segment it grows
+//! with the segment (the prompt carries the segment's transcript after its audio). The default
+//! number of timed chunks covers one whole segment, so every checkpoint averages over the same
+//! saw-tooth period.
+//!
 //! The bench checkpoint has random weights (`tools/bench/make_asr_checkpoint.py`): it never
 //! emits an end token, so the length of each decode is set to what a real model produces on
 //! speech: the `language X<asr_text>` header (4 tokens) plus `--speech-tokens-per-second` per
@@ -38,7 +44,9 @@ use serde_json::{Value, json};
 use qwen3_speech::engine::audio::{ASR_SAMPLE_RATE, load_audio};
 use qwen3_speech::engine::device::Placement;
 use qwen3_speech::models::asr::streaming::StepStats;
-use qwen3_speech::models::asr::{AsrModel, AsrStream, StreamMode, StreamOptions};
+use qwen3_speech::models::asr::{
+    AsrModel, AsrStream, DEFAULT_MAX_SEGMENT_SECONDS, StreamMode, StreamOptions,
+};
 use qwen3_speech::{ComputeDType, DeviceSpec, ModelDir};
 
 use super::{MachineWatch, Stat, cpu_model, log, print_machine, threads_from, utc_now};
@@ -54,9 +62,12 @@ pub struct StreamBenchArgs {
     /// Stream lengths (seconds) at which both modes are measured.
     #[arg(long, value_delimiter = ',', default_value = "10,60,300")]
     checkpoints: Vec<f64>,
-    /// Chunks timed per mode at each checkpoint.
-    #[arg(long, default_value_t = 3)]
-    measure_chunks: usize,
+    /// Chunks timed per mode at each checkpoint (default: one segment's worth, else 3).
+    #[arg(long)]
+    measure_chunks: Option<usize>,
+    /// Longest segment, seconds (0: one segment, the reference's algorithm).
+    #[arg(long, default_value_t = DEFAULT_MAX_SEGMENT_SECONDS)]
+    max_segment_seconds: f64,
     /// Chunk length, seconds.
     #[arg(long, default_value_t = 2.0)]
     chunk_seconds: f64,
@@ -88,6 +99,9 @@ struct Step {
     /// Wall time of the push that completed the chunk.
     wall: f64,
     stats: StepStats,
+    /// Segment of the decode, and whether it closed it.
+    segment: usize,
+    segment_closed: bool,
     /// Measured at this checkpoint (index), or just walking.
     checkpoint: Option<usize>,
     /// The first incremental chunk after an exact stretch (caches rebuilt).
@@ -97,9 +111,6 @@ struct Step {
 const HEADER_TOKENS: usize = 4;
 
 pub(super) fn bench_stream(args: StreamBenchArgs) -> Result<ExitCode> {
-    if args.measure_chunks == 0 {
-        bail!("--measure-chunks must be at least 1");
-    }
     if args.modes.is_empty() || args.checkpoints.is_empty() {
         bail!("nothing to measure");
     }
@@ -128,12 +139,19 @@ pub(super) fn bench_stream(args: StreamBenchArgs) -> Result<ExitCode> {
     let options = StreamOptions {
         chunk_seconds: args.chunk_seconds,
         mode: StreamMode::Incremental,
+        max_segment_seconds: (args.max_segment_seconds != 0.0).then_some(args.max_segment_seconds),
         ..StreamOptions::default()
     };
     options.validate()?;
     let chunk = options.chunk_samples();
     let chunk_s = chunk as f64 / sr;
-    let per_checkpoint = args.modes.len() * args.measure_chunks + 1;
+    let measure_chunks = match (args.measure_chunks, options.max_segment_seconds) {
+        (Some(0), _) => bail!("--measure-chunks must be at least 1"),
+        (Some(n), _) => n,
+        (None, Some(seg)) => (seg / chunk_s).ceil() as usize + 1,
+        (None, None) => 3,
+    };
+    let per_checkpoint = args.modes.len() * measure_chunks + 1;
     let last = checkpoints.last().copied().unwrap_or(0.0);
     let total_chunks = (last / chunk_s).ceil() as usize + per_checkpoint * checkpoints.len() + 1;
     let mut audio = Vec::with_capacity(total_chunks * chunk);
@@ -174,7 +192,7 @@ pub(super) fn bench_stream(args: StreamBenchArgs) -> Result<ExitCode> {
                 for &m in &args.modes {
                     plan.extend(std::iter::repeat_n(
                         (m, Some(next_checkpoint)),
-                        args.measure_chunks,
+                        measure_chunks,
                     ));
                 }
                 next_checkpoint += 1;
@@ -193,8 +211,9 @@ pub(super) fn bench_stream(args: StreamBenchArgs) -> Result<ExitCode> {
         }
         // Decode length of a real model on speech (see the module docs).
         let after = (pos + chunk) as f64 / sr;
+        let segment_after = (stream.segment_samples() + chunk) as f64 / sr;
         let budget = if stream.chunk_id() < options.unfixed_chunks {
-            HEADER_TOKENS + (tps * after).ceil() as usize
+            HEADER_TOKENS + (tps * segment_after).ceil() as usize
         } else {
             options.rollback_tokens + (tps * chunk_s).ceil() as usize
         };
@@ -210,7 +229,7 @@ pub(super) fn bench_stream(args: StreamBenchArgs) -> Result<ExitCode> {
         }
         let s = u.stats;
         log(format!(
-            "{:>6.1} s {:<11} {:>6.2} s (encode {:.2}, prefill {:.2} [{} run, {} reused], decode {:.2} [{} tok]){}{}",
+            "{:>6.1} s {:<11} {:>6.2} s (encode {:.2}, prefill {:.2} [{} run, {} reused], decode {:.2} [{} tok]){}{}{}",
             after,
             mode.to_string(),
             wall,
@@ -221,13 +240,20 @@ pub(super) fn bench_stream(args: StreamBenchArgs) -> Result<ExitCode> {
             s.decode_seconds,
             s.generated_tokens,
             if checkpoint.is_some() { "  *" } else { "" },
-            if rebuild { "  (rebuild)" } else { "" }
+            if rebuild { "  (rebuild)" } else { "" },
+            if u.segment_closed {
+                "  (segment closed)"
+            } else {
+                ""
+            }
         ));
         steps.push(Step {
             mode,
             audio_seconds: after,
             wall,
             stats: s,
+            segment: u.segment,
+            segment_closed: u.segment_closed,
             checkpoint,
             rebuild,
         });
@@ -238,10 +264,14 @@ pub(super) fn bench_stream(args: StreamBenchArgs) -> Result<ExitCode> {
     let mut rows = Vec::new();
     println!();
     println!(
-        "streaming ASR cost, {} on {} ({threads} threads), {} s chunks, {tps} transcript tokens/s",
+        "streaming ASR cost, {} on {} ({threads} threads), {} s chunks, {tps} transcript tokens/s, segments of {}",
         args.model.display(),
         cpu_model(),
-        chunk_s
+        chunk_s,
+        match options.max_segment_seconds {
+            Some(s) => format!("{s} s"),
+            None => "unbounded length".to_string(),
+        }
     );
     println!(
         "{:<12} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6}",
@@ -335,6 +365,8 @@ pub(super) fn bench_stream(args: StreamBenchArgs) -> Result<ExitCode> {
             "device": format!("{:?}", placement.device),
             "dtype": format!("{:?}", placement.dtype),
             "chunk_seconds": chunk_s,
+            "max_segment_seconds": options.max_segment_seconds,
+            "measure_chunks": measure_chunks,
             "unfixed_chunks": options.unfixed_chunks,
             "rollback_tokens": options.rollback_tokens,
             "speech_tokens_per_second": tps,
@@ -363,6 +395,8 @@ fn step_json(s: &Step) -> Value {
         "prefill_positions": s.stats.prefill_positions,
         "reused_positions": s.stats.reused_positions,
         "generated_tokens": s.stats.generated_tokens,
+        "segment": s.segment,
+        "segment_closed": s.segment_closed,
         "checkpoint": s.checkpoint,
         "rebuild": s.rebuild,
     })

@@ -15,5 +15,7 @@ pub mod thinker;
 pub use config::{AsrConfig, AudioEncoderConfig, ThinkerConfig};
 pub use encoder::{AudioEncoder, EncoderAttention};
 pub use pipeline::{AsrModel, AsrOptions, AsrTranscription, PieceTranscription, Progress};
-pub use streaming::{AsrStream, StreamMode, StreamOptions, StreamUpdate};
+pub use streaming::{
+    AsrStream, DEFAULT_MAX_SEGMENT_SECONDS, StreamMode, StreamOptions, StreamUpdate,
+};
 pub use thinker::Thinker;

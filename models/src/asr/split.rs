@@ -44,10 +44,7 @@ pub fn split_audio_into_chunks(
         let boundary = if right - left <= win {
             cut
         } else {
-            let seg = &wav[left..right];
-            let wstart = quietest_window(seg, win);
-            let inner = first_min_index(seg[wstart..wstart + win].iter().map(|x| x.abs()));
-            left + wstart + inner
+            left + quietest_point(&wav[left..right], win)
         };
         let boundary = boundary.max(start + 1).min(total);
         pieces.push((start, boundary, offset));
@@ -70,6 +67,14 @@ pub fn split_audio_into_chunks(
             }
         })
         .collect()
+}
+
+/// The quietest sample of the quietest window of `win` samples in `seg` (the first of each
+/// on ties): where the reference cuts long audio, and where a long stream closes a segment.
+/// `seg` must hold more than `win` samples.
+pub fn quietest_point(seg: &[f32], win: usize) -> usize {
+    let wstart = quietest_window(seg, win);
+    wstart + first_min_index(seg[wstart..wstart + win].iter().map(|x| x.abs()))
 }
 
 /// Start of the first window of `win` samples with the smallest sum of |x|. The sums are

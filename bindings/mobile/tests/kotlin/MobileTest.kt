@@ -196,6 +196,15 @@ fun main() {
             s.pushF32(clipF32.subList(0, 4000), 16000u)
             throws<SpeechException.InvalidArgument> { s.pushF32(clipF32.subList(0, 4000), 8000u) }
         }
+        eq(StreamingConfig().maxSegmentSeconds, 30.0, "default segment length")
+        t.startStream(StreamingConfig(chunkSeconds = 1.0, maxNewTokens = 8u, maxSegmentSeconds = 2.0)).use { s ->
+            val events = mutableListOf<StreamEvent>()
+            clipI16.chunked(8000).forEach { events += s.pushI16(it, 16000u) }
+            eq(events.count { it.segmentClosed }, E.getValue("stream.segments_closed").toInt(), "segments")
+            eq(events.map { it.segment.toInt() }, events.map { it.segment.toInt() }.sorted(), "segment order")
+            for (e in events.filter { it.segmentClosed }) eq(e.unfixed, "", "closed segment settled")
+            eq(s.finish().text, E["stream.segmented_text"], "segmented text")
+        }
     }
 
     fun request() = SpeakRequest(

@@ -256,6 +256,20 @@ class StreamingTests(unittest.TestCase):
         with self.assertRaises(qs.SpeechError.InvalidArgument):
             session.push_f32(CLIP_F32[:4000], 8000)
 
+    def test_long_stream_in_segments(self):
+        self.assertEqual(qs.StreamingConfig().max_segment_seconds, 30.0)
+        session = transcriber().start_stream(
+            qs.StreamingConfig(chunk_seconds=1.0, max_new_tokens=8, max_segment_seconds=2.0)
+        )
+        events = []
+        for i in range(0, len(CLIP_I16), 8000):
+            events += session.push_i16(CLIP_I16[i : i + 8000], 16000)
+        closed = [e for e in events if e.segment_closed]
+        self.assertEqual(len(closed), int(E["stream.segments_closed"]))
+        self.assertTrue(all(e.unfixed == "" for e in closed))
+        self.assertEqual([e.segment for e in events], sorted(e.segment for e in events))
+        self.assertEqual(session.finish().text, E["stream.segmented_text"])
+
     def test_standalone_session_and_threads(self):
         s = qs.StreamingSession(
             E["asr_dir"], qs.StreamingConfig(chunk_seconds=1.0, max_new_tokens=8)

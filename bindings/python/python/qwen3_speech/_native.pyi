@@ -61,6 +61,7 @@ class Transcriber:
         language: Optional[str] = None,
         context: str = "",
         max_new_tokens: Optional[int] = None,
+        max_segment_seconds: Optional[float] = 30.0,
     ) -> StreamingTranscriber: ...
 
 class StreamingTranscriber:
@@ -75,6 +76,7 @@ class StreamingTranscriber:
         language: Optional[str] = None,
         context: str = "",
         max_new_tokens: Optional[int] = None,
+        max_segment_seconds: Optional[float] = 30.0,
         device: str = "auto",
         dtype: Optional[str] = None,
         offline: Optional[bool] = None,

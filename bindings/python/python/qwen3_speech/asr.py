@@ -276,7 +276,10 @@ class StreamEvent:
     """The transcript after one decode of a stream.
 
     ``text`` = ``fixed`` + ``unfixed``: ``fixed`` is settled, ``unfixed`` may still change.
-    ``is_final`` marks the event of :meth:`StreamingTranscriber.finish`.
+    ``is_final`` marks the event of :meth:`StreamingTranscriber.finish`. A long stream is cut
+    into segments of at most ``max_segment_seconds`` (each with its own prompt); ``segment``
+    is the segment's index and ``segment_closed`` marks the decode that ended one (all of
+    ``text`` is then settled).
     """
 
     text: str
@@ -287,6 +290,8 @@ class StreamEvent:
     chunk: int
     audio_seconds: float
     raw: str
+    segment: int = 0
+    segment_closed: bool = False
 
 
 def _event(d: Dict[str, Any]) -> StreamEvent:
@@ -299,6 +304,11 @@ class StreamingTranscriber:
     The result is the reference's ``streaming_transcribe`` (same chunking, prefix and rollback);
     ``mode="incremental"`` (default) computes it without re-encoding the whole stream at every
     chunk, ``mode="exact"`` re-runs everything as the reference does.
+
+    ``max_segment_seconds`` (default 30) bounds the cost of a long stream: when a chunk would
+    take the stream past it, the stream ends at the chunk's quietest point (decoded as
+    ``finish`` would), its text is settled, and the rest continues as a new stream with its
+    own prompt. ``None`` never cuts (the reference; its cost per chunk grows with the stream).
     """
 
     def __init__(
@@ -312,6 +322,7 @@ class StreamingTranscriber:
         language: Optional[str] = None,
         context: str = "",
         max_new_tokens: Optional[int] = None,
+        max_segment_seconds: Optional[float] = 30.0,
         device: Optional[str] = None,
         dtype: Any = None,
         offline: Optional[bool] = None,
@@ -324,6 +335,7 @@ class StreamingTranscriber:
             language=language,
             context=context,
             max_new_tokens=max_new_tokens,
+            max_segment_seconds=max_segment_seconds,
         )
         if isinstance(model, Qwen3ASRModel):
             if device is not None or dtype is not None:

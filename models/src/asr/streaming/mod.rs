@@ -36,6 +36,22 @@
 //!   appended). Everything after them (the open window's audio, the assistant header, the
 //!   prefix text, the generated tokens) is recomputed, because it sits after audio that
 //!   changed. The result is the same computation, up to float rounding.
+//!
+//! # Long streams: segments ([`StreamOptions::max_segment_seconds`])
+//!
+//! The reference's prompt carries the transcript *after* the audio, so even the incremental
+//! mode re-runs the whole carried transcript at every chunk (it follows audio that changed),
+//! and a chunk's cost grows with the stream. To keep the cost of a live stream flat, a stream
+//! is cut into segments of about `max_segment_seconds` (default 30 s, give or take a chunk):
+//! when a chunk would take the segment past that length, the segment ends at the quietest
+//! point of that chunk
+//! (the quietest sample of its quietest 100 ms, the rule the reference uses to cut long
+//! audio), is decoded once more exactly as [`AsrStream::finish`] would decode a stream that
+//! ends there, and its text becomes final. The rest of the chunk starts the next segment,
+//! which is a new stream of the same algorithm (unfixed first chunks included). A stream that
+//! never exceeds `max_segment_seconds` is the reference's stream exactly; `None` never cuts.
+//! Segment texts are joined like the offline long-audio path's pieces, with a space between
+//! them where the script separates words with spaces.
 
 pub mod encoder;
 pub mod features;
@@ -53,6 +69,7 @@ use qwen3_speech_engine::{Error, Result};
 use super::encoder::EncoderAttention;
 use super::pipeline::{AsrModel, default_token_budget};
 use super::prompt::{prompt_prefix, prompt_suffix};
+use super::split::quietest_point;
 use super::text::{parse_asr_output, resolve_language};
 use encoder::IncrementalEncoder;
 use features::StreamFeatures;
@@ -107,7 +124,14 @@ pub struct StreamOptions {
     /// Token budget per decode; `None`: generous, scaled with the audio the decode has to
     /// cover (the whole stream while there is no prefix, one chunk after that).
     pub max_new_tokens: Option<usize>,
+    /// Segment length, seconds (see the module docs; a segment ends within the chunk that
+    /// takes it past this length); `None`: one segment however long the
+    /// stream (the reference's behaviour, with a cost per chunk that grows with the stream).
+    pub max_segment_seconds: Option<f64>,
 }
+
+/// Default [`StreamOptions::max_segment_seconds`].
+pub const DEFAULT_MAX_SEGMENT_SECONDS: f64 = 30.0;
 
 impl Default for StreamOptions {
     fn default() -> Self {
@@ -119,6 +143,7 @@ impl Default for StreamOptions {
             language: None,
             context: String::new(),
             max_new_tokens: None,
+            max_segment_seconds: Some(DEFAULT_MAX_SEGMENT_SECONDS),
         }
     }
 }
@@ -143,6 +168,14 @@ impl StreamOptions {
                 "max_new_tokens must be positive".into(),
             ));
         }
+        if let Some(seg) = self.max_segment_seconds
+            && !(seg.is_finite() && seg >= self.chunk_seconds && seg <= 1200.0)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "max_segment_seconds must be between the chunk length ({} s) and 1200 s, got {seg}",
+                self.chunk_seconds
+            )));
+        }
         if self.context.contains("<|audio_pad|>") || self.context.contains("<|im_start|>") {
             return Err(Error::InvalidArgument(
                 "the context must not contain special tokens such as <|audio_pad|>".into(),
@@ -158,6 +191,12 @@ impl StreamOptions {
     /// Samples per chunk at 16 kHz: `max(1, round(chunk_seconds · 16000))`.
     pub fn chunk_samples(&self) -> usize {
         ((self.chunk_seconds * f64::from(ASR_SAMPLE_RATE)).round() as usize).max(1)
+    }
+
+    /// Longest segment in 16 kHz samples (at least one chunk); `None`: unbounded.
+    pub fn segment_samples(&self) -> Option<usize> {
+        self.max_segment_seconds
+            .map(|s| ((s * f64::from(ASR_SAMPLE_RATE)).round() as usize).max(self.chunk_samples()))
     }
 }
 
@@ -216,12 +255,16 @@ pub struct StreamUpdate {
     pub unfixed: String,
     /// The raw model output (`prefix + generated`) before parsing.
     pub raw: String,
-    /// Index of this decode (0 for the first chunk).
+    /// Index of this decode in the stream (0 for the first chunk).
     pub chunk: usize,
     /// 16 kHz samples in the stream when this decode ran.
     pub audio_samples: usize,
     /// True for the result of [`AsrStream::finish`].
     pub is_final: bool,
+    /// Index of the segment this decode belongs to (see [`StreamOptions::max_segment_seconds`]).
+    pub segment: usize,
+    /// True for the decode that ended its segment: all of `text` is then final.
+    pub segment_closed: bool,
     pub stats: StepStats,
 }
 
@@ -238,8 +281,23 @@ pub struct AsrStream {
     head: Vec<u32>,
     /// Prompt text after the audio, before the prefix.
     suffix: String,
+    /// Longest segment, samples (`None`: unbounded).
+    segment_limit: Option<usize>,
+    /// Index of the current segment, and the stream samples before it.
+    segment: usize,
+    segment_start: usize,
+    /// The text of the closed segments, joined.
+    committed: String,
+    /// Decodes done in the whole stream.
+    decodes: usize,
+    /// Decodes done in the current segment (the reference's `chunk_id`).
     chunk_id: usize,
+    /// The current segment's raw output and its parse.
     raw: String,
+    segment_language: String,
+    segment_text: String,
+    /// Last known language (of the current segment, else of an earlier one), and the whole
+    /// transcript (`committed` joined with `segment_text`).
     language: String,
     text: String,
     /// Incremental mode: the decoder cache of the last decode, and the ids of the complete
@@ -255,8 +313,9 @@ impl std::fmt::Debug for AsrStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsrStream")
             .field("options", &self.options)
+            .field("segment", &self.segment)
             .field("chunk_id", &self.chunk_id)
-            .field("samples", &self.features.samples().len())
+            .field("samples", &self.stream_samples())
             .field("buffered", &self.buffer.len())
             .finish()
     }
@@ -270,6 +329,7 @@ impl AsrStream {
         let suffix = prompt_suffix(forced.as_deref());
         Ok(AsrStream {
             chunk_samples: options.chunk_samples(),
+            segment_limit: options.segment_samples(),
             options,
             forced,
             buffer: Vec::new(),
@@ -277,8 +337,14 @@ impl AsrStream {
             encoder: IncrementalEncoder::new(),
             head,
             suffix,
+            segment: 0,
+            segment_start: 0,
+            committed: String::new(),
+            decodes: 0,
             chunk_id: 0,
             raw: String::new(),
+            segment_language: String::new(),
+            segment_text: String::new(),
             language: String::new(),
             text: String::new(),
             kv: None,
@@ -329,14 +395,30 @@ impl AsrStream {
         &self.text
     }
 
-    /// Latest raw output (`prefix + generated`).
+    /// Latest raw output (`prefix + generated`) of the current segment.
     pub fn raw(&self) -> &str {
         &self.raw
     }
 
-    /// Decodes done so far.
+    /// Decodes done so far in the current segment (the reference's `chunk_id`: the first
+    /// `unfixed_chunks` of a segment have no prefix).
     pub fn chunk_id(&self) -> usize {
         self.chunk_id
+    }
+
+    /// Decodes done so far in the whole stream.
+    pub fn decodes(&self) -> usize {
+        self.decodes
+    }
+
+    /// Index of the current segment.
+    pub fn segment(&self) -> usize {
+        self.segment
+    }
+
+    /// Samples of the current segment (decoded at least once).
+    pub fn segment_samples(&self) -> usize {
+        self.features.samples().len()
     }
 
     /// Samples per chunk.
@@ -351,7 +433,7 @@ impl AsrStream {
 
     /// Samples already in the stream (decoded at least once).
     pub fn stream_samples(&self) -> usize {
-        self.features.samples().len()
+        self.segment_start + self.features.samples().len()
     }
 
     /// True after [`finish`](Self::finish).
@@ -374,6 +456,21 @@ impl AsrStream {
         let mut updates = Vec::new();
         while self.buffer.len() >= self.chunk_samples {
             let chunk: Vec<f32> = self.buffer.drain(..self.chunk_samples).collect();
+            let held = self.features.samples().len();
+            if self
+                .segment_limit
+                .is_some_and(|limit| held + chunk.len() > limit)
+            {
+                // The segment would grow past its limit: end it inside this chunk, at its
+                // quietest point, and give the rest of the chunk to the next segment.
+                let cut = segment_cut(&chunk);
+                self.features.extend(&chunk[..cut]);
+                self.buffer.splice(0..0, chunk[cut..].iter().copied());
+                let prefix = self.final_prefix(model)?;
+                updates.push(self.step(model, prefix, Close::Segment)?);
+                self.start_segment();
+                continue;
+            }
             self.features.extend(&chunk);
             let prefix = if self.chunk_id < self.options.unfixed_chunks {
                 String::new()
@@ -383,9 +480,42 @@ impl AsrStream {
                     None => rollback_prefix(model, &self.raw, self.options.rollback_tokens)?,
                 }
             };
-            updates.push(self.step(model, prefix, false)?);
+            updates.push(self.step(model, prefix, Close::No)?);
         }
         Ok(updates)
+    }
+
+    /// The prefix of a stream's last decode, as the reference's `finish_streaming_transcribe`:
+    /// none within the unfixed chunks, else the raw output without its last `rollback_tokens`
+    /// tokens but keeping at least one, without the U+FFFD retry.
+    fn final_prefix(&self, model: &AsrModel) -> Result<String> {
+        if self.chunk_id < self.options.unfixed_chunks {
+            return Ok(String::new());
+        }
+        let tok = model.tokenizer();
+        let ids = tok.encode(&self.raw)?;
+        let end = ids
+            .len()
+            .saturating_sub(self.options.rollback_tokens)
+            .max(1)
+            .min(ids.len());
+        tok.decode(&ids[..end], false)
+    }
+
+    /// Makes the current segment's text final and starts an empty segment after it.
+    fn start_segment(&mut self) {
+        self.committed = self.text.clone();
+        self.segment += 1;
+        self.segment_start += self.features.samples().len();
+        self.features = StreamFeatures::new();
+        self.encoder.reset();
+        self.chunk_id = 0;
+        self.raw.clear();
+        self.segment_language.clear();
+        self.segment_text.clear();
+        self.kv = None;
+        self.kv_windows.clear();
+        self.next_prefix = None;
     }
 
     /// Ends the stream: decodes once more with the buffered tail (of any length) and returns
@@ -401,24 +531,12 @@ impl AsrStream {
         self.finished = true;
         let total = self.features.samples().len() + self.buffer.len();
         if self.buffer.is_empty() || total < WHISPER_MIN_SAMPLES {
-            return Ok(self.update(StepStats::default(), true));
+            return Ok(self.update(StepStats::default(), Close::Stream));
         }
         let tail = std::mem::take(&mut self.buffer);
         self.features.extend(&tail);
-        let prefix = if self.chunk_id < self.options.unfixed_chunks {
-            String::new()
-        } else {
-            // The reference's final rollback: at least one token kept, no U+FFFD retry.
-            let tok = model.tokenizer();
-            let ids = tok.encode(&self.raw)?;
-            let end = ids
-                .len()
-                .saturating_sub(self.options.rollback_tokens)
-                .max(1)
-                .min(ids.len());
-            tok.decode(&ids[..end], false)?
-        };
-        self.step(model, prefix, true)
+        let prefix = self.final_prefix(model)?;
+        self.step(model, prefix, Close::Stream)
     }
 
     /// Ends the stream after appending `samples` to what is buffered, with a single decode
@@ -443,8 +561,14 @@ impl AsrStream {
         self.buffer.clear();
         self.features = StreamFeatures::new();
         self.encoder.reset();
+        self.segment = 0;
+        self.segment_start = 0;
+        self.committed.clear();
+        self.decodes = 0;
         self.chunk_id = 0;
         self.raw.clear();
+        self.segment_language.clear();
+        self.segment_text.clear();
         self.language.clear();
         self.text.clear();
         self.kv = None;
@@ -453,35 +577,41 @@ impl AsrStream {
         self.finished = false;
     }
 
-    /// One decode over the whole stream with `prefix`.
-    fn step(&mut self, model: &AsrModel, prefix: String, is_final: bool) -> Result<StreamUpdate> {
+    /// One decode over the current segment with `prefix`.
+    fn step(&mut self, model: &AsrModel, prefix: String, close: Close) -> Result<StreamUpdate> {
         let (generated, stats) = self.decode(model, &prefix)?;
         self.raw = prefix + &generated;
         let (language, text) = parse_asr_output(&self.raw, self.forced.as_deref());
-        self.language = language;
-        self.text = text;
+        if !language.is_empty() {
+            self.language = language.clone();
+        }
+        self.segment_language = language;
+        self.segment_text = text;
+        self.text = join_segments(&self.committed, &self.segment_text);
         self.chunk_id += 1;
+        self.decodes += 1;
         self.next_prefix = None;
-        if !is_final && self.chunk_id >= self.options.unfixed_chunks {
+        if close == Close::No && self.chunk_id >= self.options.unfixed_chunks {
             self.next_prefix = Some(rollback_prefix(
                 model,
                 &self.raw,
                 self.options.rollback_tokens,
             )?);
         }
-        Ok(self.update(stats, is_final))
+        Ok(self.update(stats, close))
     }
 
-    fn update(&self, stats: StepStats, is_final: bool) -> StreamUpdate {
-        let fixed = if is_final {
+    fn update(&self, stats: StepStats, close: Close) -> StreamUpdate {
+        let fixed = if close != Close::No {
             self.text.clone()
         } else {
             match &self.next_prefix {
                 Some(p) if !p.is_empty() => {
-                    let (_, committed) = parse_asr_output(p, self.forced.as_deref());
-                    common_prefix(&self.text, &committed).to_string()
+                    let (_, settled) = parse_asr_output(p, self.forced.as_deref());
+                    let settled = common_prefix(&self.segment_text, &settled);
+                    join_segments(&self.committed, settled)
                 }
-                _ => String::new(),
+                _ => self.committed.clone(),
             }
         };
         let unfixed = self.text[fixed.len()..].to_string();
@@ -491,9 +621,11 @@ impl AsrStream {
             fixed,
             unfixed,
             raw: self.raw.clone(),
-            chunk: self.chunk_id.saturating_sub(1),
-            audio_samples: self.features.samples().len(),
-            is_final,
+            chunk: self.decodes.saturating_sub(1),
+            audio_samples: self.stream_samples(),
+            is_final: close == Close::Stream,
+            segment: self.segment,
+            segment_closed: close == Close::Segment,
             stats,
         }
     }
@@ -638,6 +770,59 @@ impl AsrStream {
     }
 }
 
+/// What a decode ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// Nothing: more chunks follow in this segment.
+    No,
+    /// The segment (the stream goes on in a new one).
+    Segment,
+    /// The stream.
+    Stream,
+}
+
+/// Where a segment that must end within `chunk` ends: the quietest sample of the chunk's
+/// quietest 100 ms (the whole chunk when it is that short). Never at the chunk's start, so
+/// the segment's last decode always has new audio, as the reference's `finish` with a
+/// non-empty buffer.
+fn segment_cut(chunk: &[f32]) -> usize {
+    let win = (ASR_SAMPLE_RATE / 10) as usize;
+    if chunk.len() <= win + 1 {
+        return chunk.len();
+    }
+    1 + quietest_point(&chunk[1..], win)
+}
+
+/// `a` followed by `b`, with a space between them when both sides of the seam are letters or
+/// digits of a script that separates words with spaces (none for Chinese, Japanese, Thai...).
+pub fn join_segments(a: &str, b: &str) -> String {
+    let (Some(x), Some(y)) = (a.chars().next_back(), b.chars().next()) else {
+        return format!("{a}{b}");
+    };
+    let spaced = |c: char| !c.is_whitespace() && !unspaced_script(c);
+    if spaced(x) && spaced(y) && !matches!(y, ',' | '.' | '!' | '?' | ';' | ':') {
+        format!("{a} {b}")
+    } else {
+        format!("{a}{b}")
+    }
+}
+
+/// Characters of scripts written without spaces between words (and their punctuation).
+fn unspaced_script(c: char) -> bool {
+    matches!(c as u32,
+        0x0E00..=0x0EFF      // Thai, Lao
+        | 0x1000..=0x109F    // Myanmar
+        | 0x1780..=0x17FF    // Khmer
+        | 0x2E80..=0x2FFF    // CJK radicals
+        | 0x3000..=0x30FF    // CJK punctuation, Hiragana, Katakana
+        | 0x3100..=0x31FF    // Bopomofo, Katakana extensions
+        | 0x3400..=0x4DBF    // CJK extension A
+        | 0x4E00..=0x9FFF    // CJK unified ideographs
+        | 0xF900..=0xFAFF    // CJK compatibility ideographs
+        | 0xFF00..=0xFFEF    // full-width forms
+        | 0x20000..=0x3FFFF) // CJK extensions B..
+}
+
 /// The reference's prefix for a chunk after the unfixed ones: the raw output re-tokenized,
 /// without its last `k` tokens, rolled back one more token while the cut leaves a U+FFFD
 /// (a multi-byte character cut in half); empty when nothing is left.
@@ -701,6 +886,47 @@ mod tests {
         assert!("exact".parse::<StreamMode>().unwrap() == StreamMode::Exact);
         assert!("Incremental".parse::<StreamMode>().unwrap() == StreamMode::Incremental);
         assert!("fast".parse::<StreamMode>().is_err());
+    }
+
+    #[test]
+    fn segment_texts_join_with_a_space_only_between_spaced_scripts() {
+        assert_eq!(join_segments("", "hello"), "hello");
+        assert_eq!(join_segments("hello", ""), "hello");
+        assert_eq!(
+            join_segments("hello world", "how are you"),
+            "hello world how are you"
+        );
+        assert_eq!(join_segments("Hallo.", "Wie geht's"), "Hallo. Wie geht's");
+        assert_eq!(join_segments("one ", "two"), "one two");
+        assert_eq!(join_segments("one", ", two"), "one, two");
+        assert_eq!(join_segments("你好", "世界"), "你好世界");
+        assert_eq!(join_segments("今日は。", "Hello"), "今日は。Hello");
+        assert_eq!(join_segments("สวัสดี", "ครับ"), "สวัสดีครับ");
+    }
+
+    #[test]
+    fn segments_end_at_the_quietest_point_of_the_chunk() {
+        // A loud chunk with a 150 ms pause: the cut falls in the pause.
+        let mut chunk: Vec<f32> = (0..32000).map(|i| (i as f32 * 0.3).sin() * 0.5).collect();
+        for x in &mut chunk[20000..22400] {
+            *x *= 0.001;
+        }
+        let cut = segment_cut(&chunk);
+        assert!((20000..22400).contains(&cut), "{cut}");
+        // Silence everywhere: never at the very start; a short chunk ends whole.
+        assert_eq!(segment_cut(&[0.0; 32000]), 1);
+        assert_eq!(segment_cut(&[0.5; 1000]), 1000);
+        let o = StreamOptions {
+            max_segment_seconds: Some(1.0),
+            ..StreamOptions::default()
+        };
+        assert!(o.validate().is_err(), "a segment shorter than a chunk");
+        let o = StreamOptions {
+            max_segment_seconds: None,
+            ..StreamOptions::default()
+        };
+        assert_eq!(o.segment_samples(), None);
+        assert_eq!(StreamOptions::default().segment_samples(), Some(480_000));
     }
 
     #[test]

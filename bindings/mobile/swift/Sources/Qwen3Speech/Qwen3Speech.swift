@@ -2456,6 +2456,14 @@ public struct StreamEvent: Equatable, Hashable {
      * Seconds of audio the decode covered.
      */
     public var audioSeconds: Double
+    /**
+     * Index of the segment (see `StreamingConfig.max_segment_seconds`).
+     */
+    public var segment: UInt32
+    /**
+     * True for the decode that ended a segment: all of `text` is then settled.
+     */
+    public var segmentClosed: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2480,7 +2488,13 @@ public struct StreamEvent: Equatable, Hashable {
          */chunk: UInt32, 
         /**
          * Seconds of audio the decode covered.
-         */audioSeconds: Double) {
+         */audioSeconds: Double, 
+        /**
+         * Index of the segment (see `StreamingConfig.max_segment_seconds`).
+         */segment: UInt32, 
+        /**
+         * True for the decode that ended a segment: all of `text` is then settled.
+         */segmentClosed: Bool) {
         self.text = text
         self.fixed = fixed
         self.unfixed = unfixed
@@ -2488,6 +2502,8 @@ public struct StreamEvent: Equatable, Hashable {
         self.isFinal = isFinal
         self.chunk = chunk
         self.audioSeconds = audioSeconds
+        self.segment = segment
+        self.segmentClosed = segmentClosed
     }
 
     
@@ -2512,7 +2528,9 @@ public struct FfiConverterTypeStreamEvent: FfiConverterRustBuffer {
                 language: FfiConverterString.read(from: &buf), 
                 isFinal: FfiConverterBool.read(from: &buf), 
                 chunk: FfiConverterUInt32.read(from: &buf), 
-                audioSeconds: FfiConverterDouble.read(from: &buf)
+                audioSeconds: FfiConverterDouble.read(from: &buf), 
+                segment: FfiConverterUInt32.read(from: &buf), 
+                segmentClosed: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2524,6 +2542,8 @@ public struct FfiConverterTypeStreamEvent: FfiConverterRustBuffer {
         FfiConverterBool.write(value.isFinal, into: &buf)
         FfiConverterUInt32.write(value.chunk, into: &buf)
         FfiConverterDouble.write(value.audioSeconds, into: &buf)
+        FfiConverterUInt32.write(value.segment, into: &buf)
+        FfiConverterBool.write(value.segmentClosed, into: &buf)
     }
 }
 
@@ -2568,6 +2588,11 @@ public struct StreamingConfig: Equatable, Hashable {
      * Token budget per decode; `null`: scaled with the audio.
      */
     public var maxNewTokens: UInt32?
+    /**
+     * Longest segment, seconds: a longer stream is cut at a quiet point into segments with
+     * their own prompt, which keeps the cost per chunk flat; 0: never cut.
+     */
+    public var maxSegmentSeconds: Double
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2586,13 +2611,18 @@ public struct StreamingConfig: Equatable, Hashable {
          */language: String? = nil, context: String = "", 
         /**
          * Token budget per decode; `null`: scaled with the audio.
-         */maxNewTokens: UInt32? = nil) {
+         */maxNewTokens: UInt32? = nil, 
+        /**
+         * Longest segment, seconds: a longer stream is cut at a quiet point into segments with
+         * their own prompt, which keeps the cost per chunk flat; 0: never cut.
+         */maxSegmentSeconds: Double = Double(30.0)) {
         self.chunkSeconds = chunkSeconds
         self.unfixedChunks = unfixedChunks
         self.rollbackTokens = rollbackTokens
         self.language = language
         self.context = context
         self.maxNewTokens = maxNewTokens
+        self.maxSegmentSeconds = maxSegmentSeconds
     }
 
     
@@ -2616,7 +2646,8 @@ public struct FfiConverterTypeStreamingConfig: FfiConverterRustBuffer {
                 rollbackTokens: FfiConverterUInt32.read(from: &buf), 
                 language: FfiConverterOptionString.read(from: &buf), 
                 context: FfiConverterString.read(from: &buf), 
-                maxNewTokens: FfiConverterOptionUInt32.read(from: &buf)
+                maxNewTokens: FfiConverterOptionUInt32.read(from: &buf), 
+                maxSegmentSeconds: FfiConverterDouble.read(from: &buf)
         )
     }
 
@@ -2627,6 +2658,7 @@ public struct FfiConverterTypeStreamingConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.language, into: &buf)
         FfiConverterString.write(value.context, into: &buf)
         FfiConverterOptionUInt32.write(value.maxNewTokens, into: &buf)
+        FfiConverterDouble.write(value.maxSegmentSeconds, into: &buf)
     }
 }
 

@@ -4074,6 +4074,16 @@ data class StreamEvent (
      * Seconds of audio the decode covered.
      */
     var `audioSeconds`: kotlin.Double
+    , 
+    /**
+     * Index of the segment (see `StreamingConfig.max_segment_seconds`).
+     */
+    var `segment`: kotlin.UInt
+    , 
+    /**
+     * True for the decode that ended a segment: all of `text` is then settled.
+     */
+    var `segmentClosed`: kotlin.Boolean
     
 ){
     
@@ -4097,6 +4107,8 @@ public object FfiConverterTypeStreamEvent: FfiConverterRustBuffer<StreamEvent> {
             FfiConverterBoolean.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterDouble.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -4107,7 +4119,9 @@ public object FfiConverterTypeStreamEvent: FfiConverterRustBuffer<StreamEvent> {
             FfiConverterString.allocationSize(value.`language`) +
             FfiConverterBoolean.allocationSize(value.`isFinal`) +
             FfiConverterUInt.allocationSize(value.`chunk`) +
-            FfiConverterDouble.allocationSize(value.`audioSeconds`)
+            FfiConverterDouble.allocationSize(value.`audioSeconds`) +
+            FfiConverterUInt.allocationSize(value.`segment`) +
+            FfiConverterBoolean.allocationSize(value.`segmentClosed`)
     )
 
     override fun write(value: StreamEvent, buf: ByteBuffer) {
@@ -4118,6 +4132,8 @@ public object FfiConverterTypeStreamEvent: FfiConverterRustBuffer<StreamEvent> {
             FfiConverterBoolean.write(value.`isFinal`, buf)
             FfiConverterUInt.write(value.`chunk`, buf)
             FfiConverterDouble.write(value.`audioSeconds`, buf)
+            FfiConverterUInt.write(value.`segment`, buf)
+            FfiConverterBoolean.write(value.`segmentClosed`, buf)
     }
 }
 
@@ -4153,6 +4169,12 @@ data class StreamingConfig (
      * Token budget per decode; `null`: scaled with the audio.
      */
     var `maxNewTokens`: kotlin.UInt? = null 
+    , 
+    /**
+     * Longest segment, seconds: a longer stream is cut at a quiet point into segments with
+     * their own prompt, which keeps the cost per chunk flat; 0: never cut.
+     */
+    var `maxSegmentSeconds`: kotlin.Double = 30.0 
     
 ){
     
@@ -4175,6 +4197,7 @@ public object FfiConverterTypeStreamingConfig: FfiConverterRustBuffer<StreamingC
             FfiConverterOptionalString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterOptionalUInt.read(buf),
+            FfiConverterDouble.read(buf),
         )
     }
 
@@ -4184,7 +4207,8 @@ public object FfiConverterTypeStreamingConfig: FfiConverterRustBuffer<StreamingC
             FfiConverterUInt.allocationSize(value.`rollbackTokens`) +
             FfiConverterOptionalString.allocationSize(value.`language`) +
             FfiConverterString.allocationSize(value.`context`) +
-            FfiConverterOptionalUInt.allocationSize(value.`maxNewTokens`)
+            FfiConverterOptionalUInt.allocationSize(value.`maxNewTokens`) +
+            FfiConverterDouble.allocationSize(value.`maxSegmentSeconds`)
     )
 
     override fun write(value: StreamingConfig, buf: ByteBuffer) {
@@ -4194,6 +4218,7 @@ public object FfiConverterTypeStreamingConfig: FfiConverterRustBuffer<StreamingC
             FfiConverterOptionalString.write(value.`language`, buf)
             FfiConverterString.write(value.`context`, buf)
             FfiConverterOptionalUInt.write(value.`maxNewTokens`, buf)
+            FfiConverterDouble.write(value.`maxSegmentSeconds`, buf)
     }
 }
 
