@@ -20,6 +20,9 @@
 //!   logits), token-by-token decoding;
 //! * what was computed: encoder tokens, prompt positions run / reused, generated tokens.
 //!
+//! All per chunk: a push that closes a segment can run two decodes (the closing one, then the
+//! next segment's first), and their parts are summed.
+//!
 //! Streams are cut into segments of `--max-segment-seconds` (default 30 s, as the product;
 //! 0: never cut, the reference's algorithm) so the cost stays flat; within a segment it grows
 //! with the segment (the prompt carries the segment's transcript after its audio). The default
@@ -91,7 +94,7 @@ pub struct StreamBenchArgs {
     json: Option<PathBuf>,
 }
 
-/// One decode of the stream.
+/// One push of a chunk (its decodes summed).
 struct Step {
     mode: StreamMode,
     /// Stream length after the chunk, seconds.
@@ -99,7 +102,9 @@ struct Step {
     /// Wall time of the push that completed the chunk.
     wall: f64,
     stats: StepStats,
-    /// Segment of the decode, and whether it closed it.
+    /// Decodes the push ran (2 when a segment closed and the next one started at once).
+    decodes: usize,
+    /// Segment of the last decode, and whether a segment closed in the push.
     segment: usize,
     segment_closed: bool,
     /// Measured at this checkpoint (index), or just walking.
@@ -222,38 +227,53 @@ pub(super) fn bench_stream(args: StreamBenchArgs) -> Result<ExitCode> {
         let updates = stream.push(&model, &audio[pos..pos + chunk])?;
         let wall = t.elapsed().as_secs_f64();
         pos += chunk;
-        let u = updates.last().context("a whole chunk gives one decode")?;
+        let u = updates.last().context("a whole chunk gives a decode")?;
         let rebuild = rebuild_next && mode == StreamMode::Incremental;
         if rebuild {
             rebuild_next = false;
         }
-        let s = u.stats;
-        log(format!(
-            "{:>6.1} s {:<11} {:>6.2} s (encode {:.2}, prefill {:.2} [{} run, {} reused], decode {:.2} [{} tok]){}{}{}",
-            after,
-            mode.to_string(),
-            wall,
-            s.encode_seconds,
-            s.prefill_seconds,
-            s.prefill_positions,
-            s.reused_positions,
-            s.decode_seconds,
-            s.generated_tokens,
-            if checkpoint.is_some() { "  *" } else { "" },
-            if rebuild { "  (rebuild)" } else { "" },
-            if u.segment_closed {
-                "  (segment closed)"
-            } else {
-                ""
-            }
-        ));
+        // A push can run two decodes: the one that closes a segment inside the chunk, then
+        // the next segment's first when the rest of the chunk and what was buffered before
+        // make a whole chunk. The push's wall time covers both; the parts are summed.
+        for (i, d) in updates.iter().enumerate() {
+            let s = d.stats;
+            log(format!(
+                "{:>6.1} s {:<11} {:>6} (encode {:.2}, prefill {:.2} [{} run, {} reused], decode {:.2} [{} tok]){}{}{}",
+                after,
+                mode.to_string(),
+                if i + 1 == updates.len() {
+                    format!("{wall:.2} s")
+                } else {
+                    String::new()
+                },
+                s.encode_seconds,
+                s.prefill_seconds,
+                s.prefill_positions,
+                s.reused_positions,
+                s.decode_seconds,
+                s.generated_tokens,
+                if checkpoint.is_some() { "  *" } else { "" },
+                if rebuild { "  (rebuild)" } else { "" },
+                if d.segment_closed {
+                    "  (segment closed)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let s = updates
+            .iter()
+            .map(|d| d.stats)
+            .reduce(sum_stats)
+            .unwrap_or_default();
         steps.push(Step {
             mode,
             audio_seconds: after,
             wall,
             stats: s,
+            decodes: updates.len(),
             segment: u.segment,
-            segment_closed: u.segment_closed,
+            segment_closed: updates.iter().any(|d| d.segment_closed),
             checkpoint,
             rebuild,
         });
@@ -395,9 +415,26 @@ fn step_json(s: &Step) -> Value {
         "prefill_positions": s.stats.prefill_positions,
         "reused_positions": s.stats.reused_positions,
         "generated_tokens": s.stats.generated_tokens,
+        "decodes": s.decodes,
         "segment": s.segment,
         "segment_closed": s.segment_closed,
         "checkpoint": s.checkpoint,
         "rebuild": s.rebuild,
     })
+}
+
+/// The work of two decodes of one push.
+fn sum_stats(a: StepStats, b: StepStats) -> StepStats {
+    StepStats {
+        audio_tokens: b.audio_tokens,
+        encoder_tokens: a.encoder_tokens + b.encoder_tokens,
+        reencoded_windows: a.reencoded_windows + b.reencoded_windows,
+        reused_positions: a.reused_positions + b.reused_positions,
+        prefill_positions: a.prefill_positions + b.prefill_positions,
+        generated_tokens: a.generated_tokens + b.generated_tokens,
+        truncated: a.truncated || b.truncated,
+        encode_seconds: a.encode_seconds + b.encode_seconds,
+        prefill_seconds: a.prefill_seconds + b.prefill_seconds,
+        decode_seconds: a.decode_seconds + b.decode_seconds,
+    }
 }
