@@ -22,7 +22,7 @@ use qwen3_speech::engine::transformer::Positions;
 use qwen3_speech::models::tts::pipeline::{SpeakRequest, TtsModel, VoiceReference};
 use qwen3_speech::models::tts::{FrameSampling, FrameSession, FrameStop, TtsConfig};
 use qwen3_speech::{
-    ModelDir, SpeechStreamOptions, SynthesisOptions, Synthesizer, SynthesizerConfig,
+    AudioInput, ModelDir, SpeechStreamOptions, SynthesisOptions, Synthesizer, SynthesizerConfig,
 };
 use serde_json::Value;
 
@@ -200,9 +200,12 @@ fn model(v: &Variant) -> (tempfile::TempDir, TtsModel) {
     (d, m.unwrap())
 }
 
-/// The base fixture's reference clip (24 kHz, about 1 s).
+/// A reference clip: the espeak sentence of the audio fixtures, twice (about 1.8 s), at 24 kHz.
 fn ref_wav() -> Vec<f32> {
-    to_f32_vec(&load_tensors("tts-tiny/base/expected/speaker.safetensors")["ref_wav"])
+    let once =
+        Synthesizer::load_reference(AudioInput::Path(&fixture("audio/float32_22k_mono.wav")))
+            .unwrap();
+    once.repeat(2)
 }
 
 fn clone_request(text: &str, ref_text: Option<&str>) -> SpeakRequest {
@@ -425,6 +428,11 @@ fn frame_loop_feeds_back_the_codec_embedding_of_the_previous_code() {
         let codes: Vec<u32> = frames.iter().map(|f| f[0]).collect();
         assert!(frames.iter().all(|f| f.len() == 1));
         assert_eq!(codes, manual, "ref_text {ref_text:?}");
+        // Enough variety that a wrong feedback would show.
+        let mut distinct = codes.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() >= 3, "codes {codes:?}");
         assert_eq!(stop == FrameStop::Eos, ended);
     }
 }

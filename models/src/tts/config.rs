@@ -60,8 +60,8 @@ pub struct TalkerConfig {
     /// talker, which has no code predictor.
     pub num_code_groups: usize,
     /// The code predictor of codes 1..G-1. Required when `num_code_groups >= 2`; with one
-    /// group it is not used (absent, or present and ignored, as are any
-    /// `talker.code_predictor.*` weights).
+    /// group it is not used: absent, or present with `num_code_groups: 1` and ignored (as are
+    /// any `talker.code_predictor.*` weights); one that says another count is an error.
     #[serde(default)]
     pub code_predictor_config: Option<CodePredictorConfig>,
     pub codec_eos_token_id: u32,
@@ -235,13 +235,17 @@ impl TtsConfig {
         if t.num_code_groups == 0 {
             return Err("talker_config.num_code_groups = 0 (at least 1 codebook is needed)".into());
         }
+        // A predictor config that contradicts the group count is an error even where it is
+        // not used (one group: present and consistent, it is ignored).
+        if let Some(cp) = &t.code_predictor_config
+            && cp.num_code_groups != t.num_code_groups
+        {
+            return Err(format!(
+                "code_predictor_config.num_code_groups {} differs from talker_config.num_code_groups {}",
+                cp.num_code_groups, t.num_code_groups
+            ));
+        }
         if let Some(cp) = t.code_predictor() {
-            if cp.num_code_groups != t.num_code_groups {
-                return Err(format!(
-                    "code_predictor_config.num_code_groups {} differs from talker_config.num_code_groups {}",
-                    cp.num_code_groups, t.num_code_groups
-                ));
-            }
             cp.decoder.validate().map_err(|e| e.to_string())?;
         } else if t.num_code_groups >= 2 {
             return Err(format!(
