@@ -4,7 +4,7 @@
 //! shapes, the stop conditions, that the frame loop feeds back exactly the codec embedding of
 //! the previous code (against a hand-written loop over the public talker API), streaming vs
 //! offline, the decode hand-off (length at the tokenizer's rate), the voice-clone reference
-//! codes and the errors.
+//! codes, cancellation and the errors.
 //!
 //! The checkpoints are built at test time from the tiny 12 Hz fixtures (`tts-tiny/base`,
 //! `tts-tiny/custom_voice`: codec vocabulary 1088 = 64 audio codes + 1024 control ids) with
@@ -648,4 +648,28 @@ fn streaming_gives_the_offline_codes_and_audio_in_one_chunk() {
         assert!(stream.truncated());
         assert_eq!(chunks[0], offline.audio.samples);
     }
+}
+
+#[test]
+fn cancellation_stops_the_single_codebook_frame_loop() {
+    use qwen3_speech::engine::cancel::CancelToken;
+    let (_d, m) = model(&Variant {
+        eos: Eos::Never,
+        ..Variant::new("base")
+    });
+    let prepared = m.prepare(&clone_request("Cancel me.", None)).unwrap();
+    let token = CancelToken::new();
+    let mut got = 0;
+    let r = token.scope(|| -> qwen3_speech::Result<()> {
+        let mut session = m.start(&[&prepared], &greedy(&m, 50))?;
+        loop {
+            let out = session.step()?;
+            got += out.len();
+            if got == 2 {
+                token.cancel();
+            }
+        }
+    });
+    assert!(matches!(r, Err(qwen3_speech::Error::Cancelled)), "{r:?}");
+    assert_eq!(got, 2, "the frame after cancel() is not generated");
 }
