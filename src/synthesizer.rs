@@ -68,7 +68,8 @@ impl Audio {
 #[derive(Debug, Clone)]
 pub struct Synthesis {
     pub audio: Audio,
-    /// Codec frames (one per 80 ms), `[frames][codebooks]`.
+    /// Codec frames (one per 80 ms with the 12 Hz tokenizer, one code per 40 ms with the
+    /// 25 Hz one), `[frames][codebooks]`.
     pub frames: Vec<Vec<u32>>,
     /// True when generation stopped at the frame limit rather than at the end of speech.
     pub truncated: bool,
@@ -188,6 +189,11 @@ impl Synthesizer {
     /// concatenated chunks equal [`Synthesizer::speak`]'s audio (up to float rounding; for
     /// in-context clones the reference part is cut at exactly `M` frames where the offline
     /// decode's proportional cut can fall one sample earlier).
+    ///
+    /// The 25 Hz speech tokenizer (single-codebook checkpoints) is not incremental: its
+    /// flow-matching decoder attends over the whole code sequence. Its stream generates every
+    /// frame and then yields the whole audio as one chunk, equal to [`Synthesizer::speak`]'s
+    /// (same seed); the chunk sizes are not used.
     pub fn speak_stream(
         &self,
         request: &SpeakRequest,
@@ -199,15 +205,22 @@ impl Synthesizer {
                 "audio chunks must hold at least one frame".into(),
             ));
         }
-        let codec = self.model.speech_tokenizer().as_codec12().ok_or_else(|| {
-            Error::Model("streaming synthesis needs the 12 Hz speech tokenizer".into())
-        })?;
         let frames = self.frames(request, options)?;
-        let mut decoder = codec.incremental_decoder();
-        // In-context clones decode after their reference frames; that audio is not output.
-        if let Some(r) = frames.reference_frames() {
-            decoder.push(&Codes::from_frames(r)?)?;
-        }
+        let decoder = match self.model.speech_tokenizer().as_codec12() {
+            Some(codec) => {
+                let mut decoder = codec.incremental_decoder();
+                // In-context clones decode after their reference frames; that audio is not
+                // output.
+                if let Some(r) = frames.reference_frames() {
+                    decoder.push(&Codes::from_frames(r)?)?;
+                }
+                ChunkDecoder::Incremental(decoder)
+            }
+            None => ChunkDecoder::Whole {
+                model: &self.model,
+                seed: options.seed,
+            },
+        };
         Ok(AudioStream {
             frames,
             decoder,
@@ -328,10 +341,18 @@ impl Default for StreamOptions {
     }
 }
 
+/// How [`AudioStream`] turns frames into audio.
+enum ChunkDecoder<'a> {
+    /// The 12 Hz decoder: causal, every chunk is final when decoded.
+    Incremental(IncrementalDecoder<'a>),
+    /// The 25 Hz decoder: one decode of the whole sequence after the last frame.
+    Whole { model: &'a TtsModel, seed: u64 },
+}
+
 /// Audio chunks of one synthesis, decoded while it is generated ([`Synthesizer::speak_stream`]).
 pub struct AudioStream<'a> {
     frames: FrameStream<'a>,
-    decoder: IncrementalDecoder<'a>,
+    decoder: ChunkDecoder<'a>,
     options: StreamOptions,
     chunks: usize,
     sample_rate: u32,
@@ -344,6 +365,20 @@ impl AudioStream<'_> {
 
     /// The next chunk of samples, or `None` at the end.
     pub fn next_chunk(&mut self) -> Result<Option<Vec<f32>>> {
+        if let ChunkDecoder::Whole { model, seed } = &self.decoder {
+            if self.chunks > 0 {
+                return Ok(None);
+            }
+            while self.frames.next_frame()?.is_some() {}
+            self.chunks = 1;
+            let frames = self.frames.frames_so_far();
+            if frames.is_empty() {
+                return Ok(None);
+            }
+            return model
+                .decode_prepared(&self.frames.prepared, frames, *seed)
+                .map(Some);
+        }
         let want = if self.chunks == 0 {
             self.options.first_chunk_frames
         } else {
@@ -360,7 +395,12 @@ impl AudioStream<'_> {
             return Ok(None);
         }
         self.chunks += 1;
-        Ok(Some(self.decoder.push(&Codes::from_frames(&pending)?)?))
+        match &mut self.decoder {
+            ChunkDecoder::Incremental(d) => Ok(Some(d.push(&Codes::from_frames(&pending)?)?)),
+            ChunkDecoder::Whole { .. } => Err(Error::Model(
+                "internal: the 25 Hz stream decodes in one chunk".into(),
+            )),
+        }
     }
 
     /// Frames generated so far.

@@ -223,6 +223,7 @@ fn instruction_block_through_the_low_level_prompt() {
             &[&PreparedRequest {
                 prompt: p,
                 reference_codes: None,
+                codec_speaker: None,
                 warnings: vec![],
             }],
             &greedy(&m, 12),
@@ -282,6 +283,7 @@ fn unit_tensors_match() {
         let codes = to_u32_vec(&u["cp.codes"]);
         let logits = talker
             .code_predictor()
+            .expect("12 Hz talker")
             .logits_for(&hcp, &c0, std::slice::from_ref(&codes))
             .unwrap();
         assert_close(
@@ -292,6 +294,7 @@ fn unit_tensors_match() {
         );
         let greedy_codes = talker
             .code_predictor()
+            .expect("12 Hz talker")
             .predict(&hcp, &c0, |_, _, l| {
                 qwen3_speech::engine::sampling::argmax(l)
             })

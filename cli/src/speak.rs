@@ -66,6 +66,11 @@ pub struct SpeakArgs {
     /// Clone from the speaker embedding of --ref-audio alone (no transcript needed).
     #[arg(long, requires = "ref_audio")]
     x_vector_only: bool,
+    /// A recording of the voice the 25 Hz speech tokenizer renders (single-codebook models
+    /// only; its decoder needs a voice). Required for named speakers and voice design there;
+    /// voice clones default to --ref-audio.
+    #[arg(long, value_name = "WAV")]
+    codec_speaker: Option<PathBuf>,
     /// Output WAV file, or `-` for standard output, written while the speech is generated.
     #[arg(
         long,
@@ -148,6 +153,13 @@ pub fn run(args: SpeakArgs) -> Result<ExitCode> {
         }
         None => None,
     };
+    let codec_speaker = match &args.codec_speaker {
+        Some(path) => Some(
+            Synthesizer::load_reference(AudioInput::Path(path))
+                .with_context(|| format!("cannot use the recording {}", path.display()))?,
+        ),
+        None => None,
+    };
     let request = SpeakRequest {
         text: text.trim().to_owned(),
         language: Some(args.language.clone()),
@@ -158,6 +170,7 @@ pub fn run(args: SpeakArgs) -> Result<ExitCode> {
             TextInputArg::Whole => TextInput::Whole,
             TextInputArg::Streaming => TextInput::Streaming,
         }),
+        codec_speaker,
     };
     let options = SynthesisOptions {
         seed: args.seed,

@@ -445,3 +445,88 @@ fn play_sends_the_speech_to_the_output_device() {
         "played RMS {played_rms:.4}, speech RMS {want_rms:.4}"
     );
 }
+
+/// `tts-tiny/custom_voice` turned into a single-codebook (25 Hz) checkpoint: one code group
+/// (its code predictor config and weights are then ignored) and the tiny 25 Hz tokenizer.
+fn single_codebook_model(dir: &std::path::Path) -> String {
+    let src = PathBuf::from(fixture("tts-tiny/custom_voice"));
+    let model = dir.join("model25");
+    let tok = model.join("speech_tokenizer");
+    std::fs::create_dir_all(&tok).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
+        }
+    }
+    for e in std::fs::read_dir(fixture("codec25-tiny")).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), tok.join(e.file_name())).unwrap();
+        }
+    }
+    let path = model.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    cfg["talker_config"]["num_code_groups"] = 1.into();
+    cfg["talker_config"]["code_predictor_config"]["num_code_groups"] = 1.into();
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    model.display().to_string()
+}
+
+#[test]
+fn speak_with_a_single_codebook_model_needs_and_uses_codec_speaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = single_codebook_model(dir.path());
+    let out = dir.path().join("out.wav");
+    let base = [
+        "speak",
+        "--model",
+        &model,
+        "--text",
+        "Hello world.",
+        "--speaker",
+        "Ryan",
+        "--language",
+        "English",
+        "--greedy",
+        "--max-frames",
+        "5",
+    ];
+    // Without a recording for the 25 Hz decoder: a one-line error naming the flag.
+    let mut a = base.to_vec();
+    a.extend(["-o", out.to_str().unwrap()]);
+    let o = run(&a);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("--codec-speaker"), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+
+    let voice = fixture("audio/float32_22k_mono.wav");
+    a.extend(["--codec-speaker", &voice]);
+    let o = run(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 4 frames (max-frames 5) of 60 samples at the tokenizer's 1500 Hz.
+    let (rate, samples) = read_wav(&out);
+    assert_eq!(rate, 1500);
+    assert_eq!(samples.len(), 4 * 60);
+
+    // Streamed to stdout: one chunk at the end, the same samples.
+    let mut a = base.to_vec();
+    a.extend([
+        "--codec-speaker",
+        &voice,
+        "-o",
+        "-",
+        "--stream-format",
+        "raw",
+    ]);
+    let o = run(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: Vec<i16> = o
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert_eq!(got, samples);
+}

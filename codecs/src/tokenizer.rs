@@ -134,6 +134,14 @@ impl SpeechTokenizer {
         }
     }
 
+    /// Codes per codebook: what a talker may hand to [`SpeechTokenizer::decode`].
+    pub fn codebook_size(&self) -> usize {
+        match self {
+            SpeechTokenizer::Codec12(c) => c.codebook_size(),
+            SpeechTokenizer::Codec25(c) => c.config().encoder_config.audio_vq_codebook_size,
+        }
+    }
+
     /// Output samples per code frame (12 Hz: also the input samples per frame).
     pub fn samples_per_frame(&self) -> usize {
         match self {

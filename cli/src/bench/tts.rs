@@ -330,20 +330,30 @@ struct FrameWeights {
     cp_passes: usize,
 }
 
+/// The code predictor the bench times (12 Hz models; a single-codebook talker has none).
+fn predictor(talker: &Talker) -> Result<&qwen3_speech::models::tts::CodePredictor> {
+    talker
+        .code_predictor()
+        .context("the TTS bench measures 12 Hz models (with a code predictor)")
+}
+
 impl FrameWeights {
-    fn new(talker: &Talker) -> Self {
+    fn new(talker: &Talker) -> Result<Self> {
         let cfg = talker.config();
         let t = weight_count(&cfg.decoder);
-        let cp_cfg: &Qwen3Config = &cfg.code_predictor_config.decoder;
+        let cp_cfg: &Qwen3Config = &cfg
+            .code_predictor()
+            .context("the TTS bench measures 12 Hz models (with a code predictor)")?
+            .decoder;
         let cp = weight_count(cp_cfg);
-        let passes = talker.code_predictor().num_codes();
-        FrameWeights {
+        let passes = predictor(talker)?.num_codes();
+        Ok(FrameWeights {
             talker_layers: t.layers,
             talker_head: t.norm + t.head,
             cp_layers: cp.layers + cp.norm,
             cp_heads: passes as f64 * cp.head,
             cp_passes: passes,
-        }
+        })
     }
 
     /// Parameters read per frame.
@@ -416,8 +426,8 @@ fn rust_measurements(
     ));
     let model = synth.model();
     let talker = model.talker();
-    let weights = FrameWeights::new(talker);
-    let cp = talker.code_predictor();
+    let weights = FrameWeights::new(talker)?;
+    let cp = predictor(talker)?;
     let stored = StoredBytes {
         talker_step: talker.step_weight_bytes() as f64,
         code_predictor_frame: cp.frame_weight_bytes() as f64,
@@ -631,7 +641,7 @@ fn frame_parts(
     let hidden = talker.forward(&embeds, &Positions::contiguous(1, 0, len), None, &mut cache)?;
     let mut hidden = hidden.narrow(1, len - 1, 1)?.squeeze(1)?;
     let pad = talker.text(&[pad_id])?;
-    let audio_codes = talker.code_predictor().codebook_size();
+    let audio_codes = predictor(talker)?.codebook_size();
     let pick0 = |logits: &[f32]| argmax(&logits[..audio_codes]);
     let mut code0 = pick0(&talker.logits(&hidden)?.flatten_all()?.to_vec1::<f32>()?)?;
     let mut out = Vec::new();
@@ -641,9 +651,7 @@ fn frame_parts(
             let mut p = FrameParts::default();
             let t = Instant::now();
             let c0 = talker.codec(&[code0])?;
-            let rest = talker
-                .code_predictor()
-                .predict(&hidden, &c0, |_, _, l| argmax(l))?;
+            let rest = predictor(talker)?.predict(&hidden, &c0, |_, _, l| argmax(l))?;
             p.code_predictor = t.elapsed().as_secs_f64();
             let mut frame = vec![code0];
             frame.extend_from_slice(&rest[0]);

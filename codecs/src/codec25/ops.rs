@@ -155,9 +155,14 @@ impl ConvTranspose1d {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y =
-            x.contiguous()?
-                .conv_transpose1d(&self.weight, self.padding, 0, self.stride, 1, 1)?;
+        // Unpadded, then cropped by `padding` at each end: the same output as torch's padded
+        // transposed conv. (candle's padded output length underflows when
+        // `(L - 1) * stride < 2 * padding`, i.e. for one- or two-code inputs.)
+        let full = x
+            .contiguous()?
+            .conv_transpose1d(&self.weight, 0, 0, self.stride, 1, 1)?;
+        let len = full.dim(2)? - 2 * self.padding;
+        let y = full.narrow(2, self.padding, len)?;
         Ok(y.broadcast_add(&self.bias.reshape((1, (), 1))?)?)
     }
 }

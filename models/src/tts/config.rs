@@ -56,8 +56,14 @@ pub struct TalkerConfig {
     pub text_vocab_size: usize,
     #[serde(default = "default_text_hidden")]
     pub text_hidden_size: usize,
+    /// Codes per frame: 16 in the released 12 Hz models; 1 for a single-codebook (25 Hz)
+    /// talker, which has no code predictor.
     pub num_code_groups: usize,
-    pub code_predictor_config: CodePredictorConfig,
+    /// The code predictor of codes 1..G-1. Required when `num_code_groups >= 2`; with one
+    /// group it is not used: absent, or present with `num_code_groups: 1` and ignored (as are
+    /// any `talker.code_predictor.*` weights); one that says another count is an error.
+    #[serde(default)]
+    pub code_predictor_config: Option<CodePredictorConfig>,
     pub codec_eos_token_id: u32,
     pub codec_think_id: u32,
     pub codec_nothink_id: u32,
@@ -74,6 +80,17 @@ pub struct TalkerConfig {
     /// Speaker -> dialect language key, for speakers that speak a dialect (`false` otherwise).
     #[serde(default, deserialize_with = "dialects")]
     pub spk_is_dialect: BTreeMap<String, Option<String>>,
+}
+
+impl TalkerConfig {
+    /// The code predictor's config when the talker uses one (`num_code_groups >= 2`).
+    pub fn code_predictor(&self) -> Option<&CodePredictorConfig> {
+        if self.num_code_groups >= 2 {
+            self.code_predictor_config.as_ref()
+        } else {
+            None
+        }
+    }
 }
 
 fn default_text_hidden() -> usize {
@@ -215,16 +232,26 @@ impl TtsConfig {
                 ));
             }
         }
-        if t.num_code_groups < 2 {
-            return Err(format!(
-                "talker_config.num_code_groups = {} (at least 2 codebooks are needed)",
-                t.num_code_groups
-            ));
+        if t.num_code_groups == 0 {
+            return Err("talker_config.num_code_groups = 0 (at least 1 codebook is needed)".into());
         }
-        if t.code_predictor_config.num_code_groups != t.num_code_groups {
+        // A predictor config that contradicts the group count is an error even where it is
+        // not used (one group: present and consistent, it is ignored).
+        if let Some(cp) = &t.code_predictor_config
+            && cp.num_code_groups != t.num_code_groups
+        {
             return Err(format!(
                 "code_predictor_config.num_code_groups {} differs from talker_config.num_code_groups {}",
-                t.code_predictor_config.num_code_groups, t.num_code_groups
+                cp.num_code_groups, t.num_code_groups
+            ));
+        }
+        if let Some(cp) = t.code_predictor() {
+            cp.decoder.validate().map_err(|e| e.to_string())?;
+        } else if t.num_code_groups >= 2 {
+            return Err(format!(
+                "talker_config.num_code_groups = {} needs a code_predictor_config (codes 1..{})",
+                t.num_code_groups,
+                t.num_code_groups - 1
             ));
         }
         let audio = self.codebook_size();
@@ -245,16 +272,18 @@ impl TtsConfig {
             ));
         }
         t.decoder.validate().map_err(|e| e.to_string())?;
-        t.code_predictor_config
-            .decoder
-            .validate()
-            .map_err(|e| e.to_string())?;
         Ok(())
     }
 
-    /// Audio codes per codebook (the code predictor's vocabulary; 2048 in the releases).
+    /// Audio codes per codebook (2048 in the releases): the code predictor's vocabulary; for a
+    /// single-codebook talker the ids code 0 may take below the control block, i.e. the codec
+    /// vocabulary minus its top 1024 ids (the same split as [`TtsConfig::suppressed_ids`]).
     pub fn codebook_size(&self) -> usize {
-        self.talker_config.code_predictor_config.decoder.vocab_size
+        let t = &self.talker_config;
+        match t.code_predictor() {
+            Some(cp) => cp.decoder.vocab_size,
+            None => t.decoder.vocab_size.saturating_sub(1024),
+        }
     }
 
     /// The ids code 0 may never take: the top 1024 ids of the codec vocabulary except EOS

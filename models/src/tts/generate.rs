@@ -287,21 +287,19 @@ impl<'a> FrameSession<'a> {
             return Ok(Vec::new());
         }
         let talker = self.talker;
-        let code0 = talker.codec(&self.pending)?;
         let rows = &mut self.rows;
         let draw = &mut self.draw;
         let none = TokenConstraints::default();
-        let rest = talker
-            .code_predictor()
-            .predict(&self.hidden, &code0, |r, step, logits| {
-                let sampler = &mut rows[r].predictor_sampler;
-                match draw.as_mut() {
-                    None => sampler.sample(logits, &[], &none),
-                    Some(d) => sampler.sample_with(logits, &[], &none, &mut |p| {
-                        d(DrawSite::CodePredictor { row: r, step }, p)
-                    }),
-                }
-            })?;
+        // Codes 1..G-1 (none for a single-codebook talker).
+        let rest = talker.predict_rest(&self.hidden, &self.pending, |r, step, logits| {
+            let sampler = &mut rows[r].predictor_sampler;
+            match draw.as_mut() {
+                None => sampler.sample(logits, &[], &none),
+                Some(d) => sampler.sample_with(logits, &[], &none, &mut |p| {
+                    d(DrawSite::CodePredictor { row: r, step }, p)
+                }),
+            }
+        })?;
         let frames: Vec<Vec<u32>> = self
             .pending
             .iter()

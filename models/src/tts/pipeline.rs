@@ -4,7 +4,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use qwen3_speech_codecs::{Codes, SpeechTokenizer};
+use qwen3_speech_codecs::{Codes, SpeakerConditioning, SpeechTokenizer};
+use qwen3_speech_engine::audio::resample;
 use qwen3_speech_engine::hub::ModelDir;
 use qwen3_speech_engine::tokenizer::Tokenizer;
 use qwen3_speech_engine::weights::Weights;
@@ -27,6 +28,9 @@ pub enum TextInput {
     /// One text token per generated frame (`non_streaming_mode=False`).
     Streaming,
 }
+
+/// Rate of [`VoiceReference::samples_24k`] and [`SpeakRequest::codec_speaker`].
+pub const REFERENCE_RATE: u32 = 24_000;
 
 /// A reference voice for cloning (Base checkpoints).
 #[derive(Debug, Clone)]
@@ -53,6 +57,11 @@ pub struct SpeakRequest {
     pub reference: Option<VoiceReference>,
     /// `None`: the reference's default for the product (whole text, streaming for clones).
     pub text_input: Option<TextInput>,
+    /// Mono 24 kHz audio of the voice the 25 Hz speech tokenizer's decoder renders (it decodes
+    /// with the x-vector and reference mel of a recording). Needed by single-codebook (25 Hz)
+    /// checkpoints when the request has no reference clip (named speakers, voice design);
+    /// for a voice clone it replaces the clip in that role. Unused by the 12 Hz tokenizer.
+    pub codec_speaker: Option<Vec<f32>>,
 }
 
 impl SpeakRequest {
@@ -64,6 +73,7 @@ impl SpeakRequest {
             instruct: None,
             reference: None,
             text_input: None,
+            codec_speaker: None,
         }
     }
 }
@@ -88,6 +98,9 @@ pub struct PreparedRequest {
     pub prompt: TalkerPrompt,
     /// Reference frames decoded before the generated ones (ICL); their audio is cut off.
     pub reference_codes: Option<Vec<Vec<u32>>>,
+    /// What the 25 Hz decoder renders the voice from (x-vector and reference mel); `None`
+    /// with the 12 Hz tokenizer.
+    pub codec_speaker: Option<SpeakerConditioning>,
     pub warnings: Vec<String>,
 }
 
@@ -125,13 +138,7 @@ impl TtsModel {
         };
         let speech_tokenizer =
             SpeechTokenizer::load(dir.subdir("speech_tokenizer")?.path(), device)?;
-        if speech_tokenizer.num_quantizers() != config.talker_config.num_code_groups {
-            return Err(Error::Model(format!(
-                "the speech tokenizer has {} codebooks, the talker {}",
-                speech_tokenizer.num_quantizers(),
-                config.talker_config.num_code_groups
-            )));
-        }
+        check_tokenizer(&config, &speech_tokenizer)?;
         Ok(TtsModel {
             config,
             generation,
@@ -210,12 +217,60 @@ impl TtsModel {
         Ok(id)
     }
 
+    /// Audio at [`REFERENCE_RATE`] resampled to the speech tokenizer's input rate.
+    fn tokenizer_input(&self, samples_24k: &[f32]) -> Result<Vec<f32>> {
+        let rate = self.speech_tokenizer.sample_rate();
+        if rate == REFERENCE_RATE {
+            Ok(samples_24k.to_vec())
+        } else {
+            resample(samples_24k, REFERENCE_RATE, rate)
+        }
+    }
+
+    /// The x-vector and reference mel of a 24 kHz recording (25 Hz tokenizer only).
+    fn codec_speaker_of(&self, samples_24k: &[f32]) -> Result<SpeakerConditioning> {
+        let codec = self.speech_tokenizer.as_codec25().ok_or_else(|| {
+            Error::Model("only the 25 Hz speech tokenizer decodes with a speaker recording".into())
+        })?;
+        let extractor = codec.xvector_extractor().ok_or_else(|| {
+            Error::Model(
+                "the 25 Hz speech tokenizer folder has no campplus.onnx, so it cannot take the \
+                 voice of a recording"
+                    .into(),
+            )
+        })?;
+        let (xvector, ref_mel, ref_mel_frames) =
+            extractor.extract(&self.tokenizer_input(samples_24k)?)?;
+        Ok(SpeakerConditioning {
+            xvector,
+            ref_mel,
+            ref_mel_frames,
+        })
+    }
+
     /// Validates a request and builds its prompt.
     pub fn prepare(&self, req: &SpeakRequest) -> Result<PreparedRequest> {
         let kind = self.model_type();
         let mut warnings = Vec::new();
         if req.text.trim().is_empty() {
             return Err(Error::InvalidArgument("text is empty".into()));
+        }
+        // The 25 Hz decoder renders a recorded voice: fail before any model work when the
+        // request has none.
+        let needs_codec_speaker = self.speech_tokenizer.needs_speaker();
+        if needs_codec_speaker && req.codec_speaker.is_none() && req.reference.is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "this checkpoint's speech tokenizer ({}) decodes codes with the voice of a \
+                 recording (x-vector and reference mel), and a {} request has no reference clip: \
+                 give a recording of the voice as `codec_speaker` (speak CLI: --codec-speaker FILE)",
+                self.speech_tokenizer.model_type(),
+                kind.as_str()
+            )));
+        }
+        if !needs_codec_speaker && req.codec_speaker.is_some() {
+            warnings.push(
+                "codec_speaker is only used by the 25 Hz speech tokenizer; it was ignored".into(),
+            );
         }
         let text_ids = self.tokenizer.encode(&assistant_text(&req.text))?;
         if text_ids.len() > MAX_TEXT_TOKENS {
@@ -237,6 +292,7 @@ impl TtsModel {
         let mut slot = SpeakerSlot::None;
         let mut icl = None;
         let mut reference_codes = None;
+        let mut codec_speaker = None;
         match kind {
             TtsModelType::CustomVoice => {
                 if let Some(s) = speaker {
@@ -306,12 +362,15 @@ impl TtsModel {
                                 .into(),
                         )
                     })?;
-                    let codes: Vec<Vec<u32>> = self
+                    // 12 Hz: (M, 16) codes of the 24 kHz clip; 25 Hz: (M, 1) codes of the clip
+                    // at 16 kHz, plus the speaker conditioning of its decoder.
+                    let (codes, speaker) = self
                         .speech_tokenizer
-                        .encode(&r.samples_24k)?
-                        .iter_frames()
-                        .map(<[u32]>::to_vec)
-                        .collect();
+                        .encode_with_speaker(&self.tokenizer_input(&r.samples_24k)?)?;
+                    if req.codec_speaker.is_none() {
+                        codec_speaker = speaker;
+                    }
+                    let codes: Vec<Vec<u32>> = codes.iter_frames().map(<[u32]>::to_vec).collect();
                     if codes.is_empty() {
                         return Err(Error::Audio(
                             "the reference clip is too short to encode".into(),
@@ -324,6 +383,21 @@ impl TtsModel {
                     reference_codes = Some(codes);
                 }
             }
+        }
+        if needs_codec_speaker && codec_speaker.is_none() {
+            let audio = req
+                .codec_speaker
+                .as_deref()
+                .or(req.reference.as_ref().map(|r| r.samples_24k.as_slice()))
+                .ok_or_else(|| {
+                    Error::InvalidArgument("no recording for the 25 Hz decoder".into())
+                })?;
+            if audio.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "the recording for the 25 Hz decoder (codec_speaker) is empty".into(),
+                ));
+            }
+            codec_speaker = Some(self.codec_speaker_of(audio)?);
         }
         let instruct_ids = match instruct {
             Some(i) if kind != TtsModelType::Base => {
@@ -357,6 +431,7 @@ impl TtsModel {
         Ok(PreparedRequest {
             prompt: build_prompt(&self.talker, &self.config, &spec)?,
             reference_codes,
+            codec_speaker,
             warnings,
         })
     }
@@ -384,17 +459,47 @@ impl TtsModel {
     }
 
     /// Decodes generated frames to audio; for in-context clones the reference frames are
-    /// decoded first and their share of the audio cut off, as the reference does.
+    /// decoded first and their share of the audio cut off, as the reference does. The 25 Hz
+    /// tokenizer needs [`TtsModel::decode_prepared`] (its decoder takes the voice of a
+    /// recording).
     pub fn decode(&self, frames: &[Vec<u32>], reference: Option<&[Vec<u32>]>) -> Result<Vec<f32>> {
+        self.decode_with_speaker(frames, reference, None, 0)
+    }
+
+    /// [`TtsModel::decode`] of a prepared request's frames: its reference frames and, for
+    /// the 25 Hz tokenizer, its speaker conditioning; `seed` draws the 25 Hz decoder's
+    /// flow-matching noise (the 12 Hz decoder is deterministic).
+    pub fn decode_prepared(
+        &self,
+        prepared: &PreparedRequest,
+        frames: &[Vec<u32>],
+        seed: u64,
+    ) -> Result<Vec<f32>> {
+        self.decode_with_speaker(
+            frames,
+            prepared.reference_codes.as_deref(),
+            prepared.codec_speaker.as_ref(),
+            seed,
+        )
+    }
+
+    fn decode_with_speaker(
+        &self,
+        frames: &[Vec<u32>],
+        reference: Option<&[Vec<u32>]>,
+        speaker: Option<&SpeakerConditioning>,
+        seed: u64,
+    ) -> Result<Vec<f32>> {
         if frames.is_empty() {
             return Ok(Vec::new());
         }
+        let tok = &self.speech_tokenizer;
         match reference {
-            None => self.speech_tokenizer.decode(&Codes::from_frames(frames)?),
+            None => tok.decode_with_speaker(&Codes::from_frames(frames)?, speaker, seed),
             Some(r) => {
                 let mut all = r.to_vec();
                 all.extend_from_slice(frames);
-                let wav = self.speech_tokenizer.decode(&Codes::from_frames(&all)?)?;
+                let wav = tok.decode_with_speaker(&Codes::from_frames(&all)?, speaker, seed)?;
                 Ok(wav[icl_cut(r.len(), all.len(), wav.len())..].to_vec())
             }
         }
@@ -408,7 +513,7 @@ impl TtsModel {
             .run_to_end()?
             .pop()
             .expect("one request gives one result");
-        let samples = self.decode(&frames, prepared.reference_codes.as_deref())?;
+        let samples = self.decode_prepared(&prepared, &frames, sampling.talker.seed)?;
         let mut warnings = prepared.warnings;
         if stop == FrameStop::MaxFrames {
             warnings.push(format!(
@@ -424,6 +529,34 @@ impl TtsModel {
             warnings,
         })
     }
+}
+
+/// The speech tokenizer must decode what the talker emits: as many codebooks per frame, and
+/// every code the talker can produce.
+fn check_tokenizer(config: &TtsConfig, tok: &SpeechTokenizer) -> Result<()> {
+    let groups = config.talker_config.num_code_groups;
+    if tok.num_quantizers() != groups {
+        return Err(Error::Model(format!(
+            "the speech tokenizer ({}) takes {} codebook(s) per frame, the talker emits {groups}; \
+             a {groups}-codebook talker needs {}",
+            tok.model_type(),
+            tok.num_quantizers(),
+            if groups == 1 {
+                "the single-codebook 25 Hz tokenizer (qwen3_tts_tokenizer_25hz)".to_owned()
+            } else {
+                format!("a tokenizer with {groups} quantizers (the 12 Hz tokenizer has 16)")
+            }
+        )));
+    }
+    let talker_codes = config.codebook_size();
+    if talker_codes > tok.codebook_size() {
+        return Err(Error::Model(format!(
+            "the talker emits codes below {talker_codes}, the speech tokenizer ({}) has {} per codebook",
+            tok.model_type(),
+            tok.codebook_size()
+        )));
+    }
+    Ok(())
 }
 
 /// Samples to cut from the front of an ICL decode: `floor(M / (M+T) * n)` evaluated in double

@@ -4,6 +4,9 @@
 //! dual-track input (a text vector and a codec vector summed at every position), the codec head,
 //! the code predictor's per-step embedding/head pairs, and the frame feedback (the sum of a
 //! frame's G code embeddings).
+//!
+//! G = 1 (a single-codebook talker for the 25 Hz tokenizer) runs through the same code: there is
+//! no code predictor, a frame is code 0 alone and its feedback is `C(code0)`.
 
 use candle_core::{D, DType, Device, IndexOp, Tensor};
 
@@ -43,14 +46,16 @@ pub struct Talker {
     codec_embedding: Embedding,
     decoder: Qwen3Decoder,
     codec_head: Linear,
-    code_predictor: CodePredictor,
+    /// Codes 1..G-1; `None` for a single-codebook talker (G = 1).
+    code_predictor: Option<CodePredictor>,
     cfg: TalkerConfig,
     device: Device,
     dtype: DType,
 }
 
 impl Talker {
-    /// Loads `talker.*` from the checkpoint root view.
+    /// Loads `talker.*` from the checkpoint root view. A single-codebook talker loads no
+    /// `talker.code_predictor.*` weights (any present are ignored).
     pub fn load(root: &Weights, cfg: &TalkerConfig) -> Result<Self> {
         let w = root.pp("talker");
         let hidden = cfg.decoder.hidden_size;
@@ -68,7 +73,10 @@ impl Talker {
         )?;
         let decoder = Qwen3Decoder::load(&w.pp("model"), &cfg.decoder)?;
         let codec_head = Linear::load(&w.pp("codec_head"), hidden, cfg.decoder.vocab_size, false)?;
-        let code_predictor = CodePredictor::load(&w.pp("code_predictor"), cfg)?;
+        let code_predictor = match cfg.code_predictor() {
+            Some(_) => Some(CodePredictor::load(&w.pp("code_predictor"), cfg)?),
+            None => None,
+        };
         Ok(Talker {
             text_embedding,
             text_projection,
@@ -102,8 +110,29 @@ impl Talker {
         &self.decoder
     }
 
-    pub fn code_predictor(&self) -> &CodePredictor {
-        &self.code_predictor
+    /// The code predictor; `None` for a single-codebook talker.
+    pub fn code_predictor(&self) -> Option<&CodePredictor> {
+        self.code_predictor.as_ref()
+    }
+
+    /// Codes per frame (G).
+    pub fn num_code_groups(&self) -> usize {
+        self.cfg.num_code_groups
+    }
+
+    /// Codes 1..G-1 of a batch of frames whose code 0 is `code0` (one per row of `hidden`,
+    /// the final-normed states that produced them); see [`CodePredictor::predict`]. With one
+    /// codebook every row gets no further codes and `pick` is never called.
+    pub fn predict_rest(
+        &self,
+        hidden: &Tensor,
+        code0: &[u32],
+        pick: impl FnMut(usize, usize, &mut [f32]) -> Result<u32>,
+    ) -> Result<Vec<Vec<u32>>> {
+        match &self.code_predictor {
+            Some(cp) => cp.predict(hidden, &self.codec(code0)?, pick),
+            None => Ok(vec![Vec::new(); code0.len()]),
+        }
     }
 
     pub fn new_cache(&self) -> KvCache {
@@ -148,9 +177,11 @@ impl Talker {
         }
         let code0: Vec<u32> = frames.iter().map(|f| f[0]).collect();
         let mut sum = self.codec(&code0)?;
-        for g in 1..groups {
-            let ids: Vec<u32> = frames.iter().map(|f| f[g]).collect();
-            sum = (sum + self.code_predictor.embed(g - 1, &ids)?)?;
+        if let Some(cp) = &self.code_predictor {
+            for g in 1..groups {
+                let ids: Vec<u32> = frames.iter().map(|f| f[g]).collect();
+                sum = (sum + cp.embed(g - 1, &ids)?)?;
+            }
         }
         Ok(sum)
     }
@@ -193,7 +224,10 @@ pub struct CodePredictor {
 
 impl CodePredictor {
     fn load(w: &Weights, talker: &TalkerConfig) -> Result<Self> {
-        let cfg = &talker.code_predictor_config.decoder;
+        let cfg = &talker
+            .code_predictor()
+            .ok_or_else(|| Error::Model("the talker config has no code predictor".into()))?
+            .decoder;
         let groups = talker.num_code_groups;
         let hidden = cfg.hidden_size;
         let talker_hidden = talker.decoder.hidden_size;
