@@ -20,7 +20,7 @@ layer 6; layers 7..32 are stored and loaded but never run by tokenization), n_wi
 codebook 32768 x 1280; DiT 1024 wide, 22 layers, 16 heads x 64, ff_mult 2, block 24,
 look-ahead [10], look-back [0, 20], ECAPA (256,256,256,256,768); BigVGAN 1536 initial
 channels, rates 5,3,2,2,2,2 (240 samples per mel frame). The checkpoint is float32
-(1,214 M stored elements, ~4.9 GB).
+(1,210.6 M stored elements, 4.84 GB).
 
 `campplus.onnx`: a CAM++ with the shapes of 3D-Speaker's `CAMPPlus(embedding_size=192)` as
 CosyVoice ships it (about 7.2 M parameters): FCM head (32-channel 3x3 conv, two stages of two
