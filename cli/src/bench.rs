@@ -2,7 +2,8 @@
 //! side with the PyTorch reference measured the same way on the same machine.
 //! (`qwen3-speech bench align` and `bench tts` do the same for the forced aligner and for
 //! Qwen3-TTS: see [`align`] and [`tts`]; `qwen3-speech bench stream` measures streaming
-//! recognition as the stream grows: see [`stream`].)
+//! recognition as the stream grows: see [`stream`]; `qwen3-speech bench codec25` measures the
+//! 25 Hz speech tokenizer: see [`codec25`].)
 //!
 //! The checkpoint and the clips come from `tools/bench/make_asr_checkpoint.py` (random weights,
 //! released 0.6B shapes; `<model>/bench-audio/speech_{10s,60s}.wav`). The reference numbers come
@@ -45,6 +46,7 @@ use qwen3_speech::{
 };
 
 mod align;
+mod codec25;
 mod stream;
 mod tts;
 
@@ -67,6 +69,9 @@ enum BenchWhat {
     /// Streaming ASR: cost per pushed second and chunk-to-event latency after 10, 60 and 300 s
     /// of audio, incremental vs exact (re-encode everything) mode.
     Stream(stream::StreamBenchArgs),
+    /// The 25 Hz speech tokenizer: encode (codes, x-vector) and decode (DiT + BigVGAN)
+    /// real-time factors, memory and load, against the PyTorch reference.
+    Codec25(codec25::Codec25BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +117,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         BenchWhat::Align(a) => align::bench_align(a),
         BenchWhat::Tts(a) => tts::bench_tts(a),
         BenchWhat::Stream(a) => stream::bench_stream(a),
+        BenchWhat::Codec25(a) => codec25::bench_codec25(a),
     }
 }
 

@@ -22,16 +22,13 @@ use std::sync::Arc;
 use candle_core::Tensor;
 use realfft::{RealFftPlanner, RealToComplex};
 
-use qwen3_speech_engine::audio::mel::{librosa_mel_filters, torch_hann_window};
+use qwen3_speech_engine::audio::mel::{WhisperFilterBank, WhisperMel, WhisperMelConfig};
 use qwen3_speech_engine::nn::{LayerNorm, Linear, gelu_erf};
 use qwen3_speech_engine::weights::Weights;
 use qwen3_speech_engine::{Error, Result};
 
 use super::config::EncoderConfig;
 use super::ops::{Conv1d, Pad};
-
-const N_FFT: usize = 400;
-const HOP: usize = 160;
 
 /// A real-input DFT of fixed size with f64 accumulation (one plan per size).
 pub(crate) struct Dft {
@@ -82,7 +79,11 @@ pub(crate) fn reflect_pad(x: &[f32], left: usize, right: usize) -> Result<Vec<f3
 }
 
 /// The encoder's log-mel of one utterance, `(n_mels, frames)` row-major, `frames` = padded
-/// length / 160. The audio is right-padded with zeros to a multiple of `pad_multiple`.
+/// length / 160. The audio is right-padded with zeros to a multiple of `pad_multiple`, then
+/// goes through the engine's Whisper front end ([`WhisperMel`]) configured as the reference's
+/// `get_mel_audio`: librosa's filter bank (its bundled `mel_filters.npz`), the STFT magnitude
+/// rounded to f32 before squaring (torch's `stft.abs() ** 2`), and the floor at the
+/// *utterance* maximum − 8.
 pub fn utterance_mel(
     samples: &[f32],
     pad_multiple: usize,
@@ -91,44 +92,21 @@ pub fn utterance_mel(
     if samples.is_empty() {
         return Err(Error::Audio("no audio samples to encode".into()));
     }
-    if let Some(i) = samples.iter().position(|x| !x.is_finite()) {
-        return Err(Error::Audio(format!(
-            "audio sample {i} is not a finite number"
-        )));
+    if pad_multiple == 0 {
+        return Err(Error::InvalidArgument(
+            "the encoder's padding multiple must be positive".into(),
+        ));
     }
     let padded_len = samples.len().div_ceil(pad_multiple) * pad_multiple;
     let mut wav = samples.to_vec();
     wav.resize(padded_len, 0.0);
-    let x = reflect_pad(&wav, N_FFT / 2, N_FFT / 2)?;
-    let frames = padded_len / HOP;
-    let filters = librosa_mel_filters(16000, N_FFT, n_mels, 0.0, 8000.0);
-    let n_freqs = N_FFT / 2 + 1;
-    let window = torch_hann_window(N_FFT);
-    let mut dft = Dft::new(N_FFT);
-    let mut power = vec![0f64; n_freqs];
-    let mut out = vec![0f32; n_mels * frames];
-    for t in 0..frames {
-        dft.run(&x[t * HOP..t * HOP + N_FFT], &window)?;
-        for (p, c) in power.iter_mut().zip(&dft.spectrum) {
-            // torch takes |X| in f32 and squares it
-            let mag = ((c.re * c.re + c.im * c.im).sqrt() as f32) as f64;
-            *p = mag * mag;
-        }
-        for m in 0..n_mels {
-            let row = &filters[m * n_freqs..(m + 1) * n_freqs];
-            let v: f64 = row
-                .iter()
-                .zip(&power)
-                .map(|(&f, &p)| f64::from(f) * p)
-                .sum();
-            out[m * frames + t] = (v.max(1e-10).log10()) as f32;
-        }
-    }
-    let max = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    for v in out.iter_mut() {
-        *v = (v.max(max - 8.0) + 4.0) / 4.0;
-    }
-    Ok((out, frames))
+    let mut front_end = WhisperMel::with_config(WhisperMelConfig {
+        n_mels,
+        filter_bank: WhisperFilterBank::Librosa,
+        f32_magnitude: true,
+    })?;
+    let mel = front_end.compute(&wav)?;
+    Ok((mel.data, mel.n_frames))
 }
 
 #[derive(Debug, Clone)]

@@ -1205,16 +1205,23 @@ fn avg_pool(n: &Node, x: &Tensor) -> Result<Tensor> {
     let include_pad = n.int("count_include_pad", 0) != 0;
     let (pl, pr) = (pads[0] as usize, pads[1] as usize);
     let t = x.dim(2)?;
-    let span = t + pl + pr;
-    if span < k {
+    if s == 0 || k == 0 {
+        return Err(n.err("kernel and stride must be positive"));
+    }
+    // Output length as torch / ONNX compute it, in signed arithmetic: in ceil mode a window
+    // longer than the (padded) input still gives one output (CAM++'s 100-frame segment
+    // pooling on an utterance shorter than 100 frames), averaged over what it covers.
+    let (span, k_i, s_i) = ((t + pl + pr) as i64, k as i64, s as i64);
+    let steps = if ceil {
+        (span - k_i + s_i - 1).div_euclid(s_i)
+    } else {
+        (span - k_i).div_euclid(s_i)
+    };
+    if steps < 0 {
         return Err(n.err("pooling window longer than the input"));
     }
-    let mut out_len = if ceil {
-        (span - k).div_ceil(s) + 1
-    } else {
-        (span - k) / s + 1
-    };
-    if ceil && (out_len - 1) * s >= t + pl {
+    let mut out_len = steps as usize + 1;
+    if ceil && out_len > 1 && (out_len - 1) * s >= t + pl {
         out_len -= 1;
     }
     let mut cols = Vec::with_capacity(out_len);
@@ -1231,4 +1238,57 @@ fn avg_pool(n: &Node, x: &Tensor) -> Result<Tensor> {
         cols.push((sum / count.max(1) as f64)?);
     }
     Ok(Tensor::cat(&cols, 2)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool_node(k: i64, s: i64, ceil: bool, include_pad: bool) -> Node {
+        let mut attrs = HashMap::new();
+        attrs.insert("kernel_shape".to_owned(), Attr::Ints(vec![k]));
+        attrs.insert("strides".to_owned(), Attr::Ints(vec![s]));
+        attrs.insert("ceil_mode".to_owned(), Attr::Int(i64::from(ceil)));
+        attrs.insert(
+            "count_include_pad".to_owned(),
+            Attr::Int(i64::from(include_pad)),
+        );
+        Node {
+            op: "AveragePool".into(),
+            name: "pool".into(),
+            inputs: vec!["x".into()],
+            outputs: vec!["y".into()],
+            attrs,
+        }
+    }
+
+    fn pooled(node: &Node, x: &[f32]) -> Result<Vec<f32>> {
+        let t = Tensor::from_slice(x, (1, 1, x.len()), &Device::Cpu)?;
+        Ok(avg_pool(node, &t)?.flatten_all()?.to_vec1()?)
+    }
+
+    #[test]
+    fn ceil_mode_segments_average_what_they_cover() {
+        let x: Vec<f32> = (1..=7).map(|v| v as f32).collect();
+        // torch.nn.functional.avg_pool1d(x, 3, 3, ceil_mode=True): [2, 5, 7]
+        let y = pooled(&pool_node(3, 3, true, true), &x).unwrap();
+        assert_eq!(y, vec![2.0, 5.0, 7.0]);
+        // floor mode drops the partial window
+        let y = pooled(&pool_node(3, 3, false, true), &x).unwrap();
+        assert_eq!(y, vec![2.0, 5.0]);
+    }
+
+    #[test]
+    fn ceil_mode_window_longer_than_the_input() {
+        // CAM++'s segment pooling (kernel = stride = 100) on 7 frames: one output, the mean
+        // of the 7 (torch: avg_pool1d(x, 100, 100, ceil_mode=True) -> [4.0]).
+        let x: Vec<f32> = (1..=7).map(|v| v as f32).collect();
+        for include_pad in [true, false] {
+            let y = pooled(&pool_node(100, 100, true, include_pad), &x).unwrap();
+            assert_eq!(y, vec![4.0]);
+        }
+        // Without ceil mode there is no output: an error, not a panic.
+        assert!(pooled(&pool_node(100, 100, false, true), &x).is_err());
+        assert!(pooled(&pool_node(0, 1, true, true), &x).is_err());
+    }
 }

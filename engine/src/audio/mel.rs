@@ -2,7 +2,9 @@
 //!
 //! * [`WhisperMel`]: the `transformers.WhisperFeatureExtractor` features that Qwen3-ASR and the
 //!   ForcedAligner consume (16 kHz, n_fft 400, hop 160, 128 Slaney mels, log10, dynamic range of
-//!   8 decades below the clip's maximum, `(x + 4) / 4`).
+//!   8 decades below the clip's maximum, `(x + 4) / 4`); with [`WhisperMelConfig`] also the
+//!   same front end with another bin count, librosa's filter bank and torch's float32 magnitude
+//!   (the Qwen3-TTS 25 Hz tokenizer's `get_mel_audio`).
 //! * [`SpeakerMel`]: the 24 kHz mel of the Qwen3-TTS speaker encoder (n_fft 1024, hop 256,
 //!   128 Slaney mels up to 12 kHz, magnitude spectrum, natural log).
 //!
@@ -161,8 +163,12 @@ fn mel_to_hz_hf(m: f64) -> f64 {
 /// `WhisperFeatureExtractor.mel_filters`. The feature extractor casts it to f32 before use
 /// (see [`WhisperMel::filters`]).
 pub fn whisper_mel_filters() -> Vec<f64> {
+    transformers_mel_filters(WHISPER_N_MELS)
+}
+
+/// [`whisper_mel_filters`] with `n_mels` filters, layout `(201, n_mels)`.
+fn transformers_mel_filters(n_mels: usize) -> Vec<f64> {
     let n_freqs = WHISPER_N_FREQS;
-    let n_mels = WHISPER_N_MELS;
     let mel_min = hz_to_mel_hf(0.0);
     let mel_max = hz_to_mel_hf(8000.0);
     let filter_freqs: Vec<f64> = linspace(mel_min, mel_max, n_mels + 2)
@@ -341,6 +347,39 @@ impl Stft {
 // ---------------------------------------------------------------------------------------------
 // Whisper
 
+/// The mel filter bank of a [`WhisperMel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhisperFilterBank {
+    /// `transformers.audio_utils.mel_filter_bank` as `WhisperFeatureExtractor` builds it
+    /// ([`whisper_mel_filters`]), cast to f32.
+    Transformers,
+    /// `librosa.filters.mel(sr=16000, n_fft=400, n_mels, fmin=0, fmax=8000)`
+    /// ([`librosa_mel_filters`]; the Qwen3-TTS 25 Hz tokenizer's bundled `mel_filters.npz`).
+    Librosa,
+}
+
+/// What a [`WhisperMel`] computes besides the fixed 16 kHz / n_fft 400 / hop 160 STFT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WhisperMelConfig {
+    /// Mel bins (rows of the output).
+    pub n_mels: usize,
+    pub filter_bank: WhisperFilterBank,
+    /// Round every bin's magnitude `|X|` to f32 before squaring it, as torch's `stft.abs() ** 2`
+    /// on a complex64 STFT does (the 25 Hz tokenizer); otherwise `|X|^2` is formed in f64.
+    pub f32_magnitude: bool,
+}
+
+impl Default for WhisperMelConfig {
+    /// Qwen3-ASR's front end: 128 bins, the transformers filter bank, power in f64.
+    fn default() -> Self {
+        WhisperMelConfig {
+            n_mels: WHISPER_N_MELS,
+            filter_bank: WhisperFilterBank::Transformers,
+            f32_magnitude: false,
+        }
+    }
+}
+
 /// The Whisper log-mel front end of Qwen3-ASR / Qwen3-ForcedAligner
 /// (`transformers.WhisperFeatureExtractor(feature_size=128)` with its torch STFT path, dither 0,
 /// no normalisation), for one clip at batch size 1.
@@ -349,6 +388,7 @@ impl Stft {
 /// 1. reflect-pad 200 samples each side; frame `t` is padded samples `[160 t, 160 t + 400)`;
 /// 2. periodic Hann window (400), real FFT (201 bins), power `|X|^2`;
 /// 3. `mel[m] = sum_k F[k, m] * power[k]` with the f32 Slaney filter bank `F` (201 x 128);
+///    [`WhisperMel::with_config`] sets another bin count, librosa's bank and an f32 `|X|`;
 /// 4. `log10(max(mel, 1e-10))`;
 /// 5. the centred STFT has `1 + L / 160` frames; the last is dropped: `T = L / 160`;
 /// 6. `g` = maximum over the whole clip; every value is raised to at least `g - 8`;
@@ -360,6 +400,7 @@ impl Stft {
 /// apply [`whisper_dynamic_range`] with the maximum over the audio it decided to cover. Results
 /// equal the offline features only when that maximum is the clip's global maximum.
 pub struct WhisperMel {
+    config: WhisperMelConfig,
     stft: Stft,
     filters_f32: Vec<f32>,
     sparse: SparseFilters,
@@ -378,7 +419,9 @@ impl std::fmt::Debug for WhisperMel {
         f.debug_struct("WhisperMel")
             .field("n_fft", &WHISPER_N_FFT)
             .field("hop", &WHISPER_HOP)
-            .field("n_mels", &WHISPER_N_MELS)
+            .field("n_mels", &self.config.n_mels)
+            .field("filter_bank", &self.config.filter_bank)
+            .field("f32_magnitude", &self.config.f32_magnitude)
             .finish()
     }
 }
@@ -386,11 +429,40 @@ impl std::fmt::Debug for WhisperMel {
 impl WhisperMel {
     /// Build the extractor (FFT plan, window, filter bank). Cheap, but reuse it across clips.
     pub fn new() -> Self {
-        let filters_f32: Vec<f32> = whisper_mel_filters().iter().map(|&v| v as f32).collect();
-        let sparse = SparseFilters::new(WHISPER_N_MELS, WHISPER_N_FREQS, |m, k| {
-            filters_f32[k * WHISPER_N_MELS + m]
-        });
+        Self::build(WhisperMelConfig::default())
+    }
+
+    /// An extractor with another bin count, filter bank or magnitude rounding. Errors
+    /// ([`Error::InvalidArgument`]) for 0 bins.
+    pub fn with_config(config: WhisperMelConfig) -> Result<Self> {
+        if config.n_mels == 0 {
+            return Err(Error::InvalidArgument(
+                "a Whisper mel front end needs at least one mel bin".into(),
+            ));
+        }
+        Ok(Self::build(config))
+    }
+
+    fn build(config: WhisperMelConfig) -> Self {
+        let n_mels = config.n_mels;
+        // Stored `(201, n_mels)` row-major whatever the source's layout.
+        let filters_f32: Vec<f32> = match config.filter_bank {
+            WhisperFilterBank::Transformers => transformers_mel_filters(n_mels)
+                .iter()
+                .map(|&v| v as f32)
+                .collect(),
+            WhisperFilterBank::Librosa => {
+                let bank =
+                    librosa_mel_filters(WHISPER_SAMPLE_RATE, WHISPER_N_FFT, n_mels, 0.0, 8000.0);
+                (0..WHISPER_N_FREQS * n_mels)
+                    .map(|i| bank[(i % n_mels) * WHISPER_N_FREQS + i / n_mels])
+                    .collect()
+            }
+        };
+        let sparse =
+            SparseFilters::new(n_mels, WHISPER_N_FREQS, |m, k| filters_f32[k * n_mels + m]);
         Self {
+            config,
             stft: Stft::new(WHISPER_N_FFT),
             filters_f32,
             sparse,
@@ -399,8 +471,18 @@ impl WhisperMel {
         }
     }
 
-    /// The filter bank used, `(201, 128)` row-major f32 (`mel_filters` of the reference cast to
-    /// float32, as its torch path does).
+    /// The configuration this extractor was built with.
+    pub fn config(&self) -> &WhisperMelConfig {
+        &self.config
+    }
+
+    /// Mel bins per frame.
+    pub fn n_mels(&self) -> usize {
+        self.config.n_mels
+    }
+
+    /// The filter bank used, `(201, n_mels)` row-major f32 (by default `mel_filters` of the
+    /// reference cast to float32, as its torch path does).
     pub fn filters(&self) -> &[f32] {
         &self.filters_f32
     }
@@ -417,12 +499,13 @@ impl WhisperMel {
 
     /// Raw per-frame features: `log10(max(mel, 1e-10))` for one analysis window of exactly 400
     /// samples (the window of frame `t` is padded samples `[160 t, 160 t + 400)`), written to
-    /// `out` (128 values). Apply [`whisper_dynamic_range`] to the collected frames to get the
-    /// model features. Errors if the slice lengths are wrong.
+    /// `out` (`n_mels` values, 128 by default). Apply [`whisper_dynamic_range`] to the collected
+    /// frames to get the model features. Errors if the slice lengths are wrong.
     pub fn frame_log10(&mut self, window: &[f32], out: &mut [f32]) -> Result<()> {
-        if window.len() != WHISPER_N_FFT || out.len() != WHISPER_N_MELS {
+        let n_mels = self.config.n_mels;
+        if window.len() != WHISPER_N_FFT || out.len() != n_mels {
             return Err(Error::InvalidArgument(format!(
-                "frame_log10 needs {WHISPER_N_FFT} samples and room for {WHISPER_N_MELS} mels, \
+                "frame_log10 needs {WHISPER_N_FFT} samples and room for {n_mels} mels, \
                  got {} and {}",
                 window.len(),
                 out.len()
@@ -433,17 +516,24 @@ impl WhisperMel {
 
     fn frame_into(&mut self, window: &[f32], mut put: impl FnMut(usize, f32)) -> Result<()> {
         self.stft.run(window)?;
-        for (p, c) in self.power.iter_mut().zip(&self.stft.spectrum) {
-            *p = c.re * c.re + c.im * c.im;
+        if self.config.f32_magnitude {
+            for (p, c) in self.power.iter_mut().zip(&self.stft.spectrum) {
+                let mag = f64::from((c.re * c.re + c.im * c.im).sqrt() as f32);
+                *p = mag * mag;
+            }
+        } else {
+            for (p, c) in self.power.iter_mut().zip(&self.stft.spectrum) {
+                *p = c.re * c.re + c.im * c.im;
+            }
         }
-        for m in 0..WHISPER_N_MELS {
+        for m in 0..self.config.n_mels {
             let mel = self.sparse.apply(m, &self.power);
             put(m, mel.max(1e-10).log10() as f32);
         }
         Ok(())
     }
 
-    /// Compute the features of a whole 16 kHz mono clip: `(128, L / 160)`.
+    /// Compute the features of a whole 16 kHz mono clip: `(n_mels, L / 160)`.
     ///
     /// Errors ([`Error::Audio`]) if the clip has fewer than [`WHISPER_MIN_SAMPLES`] samples.
     pub fn compute(&mut self, samples: &[f32]) -> Result<MelSpectrogram> {
@@ -469,9 +559,10 @@ impl WhisperMel {
             )));
         }
         let n_frames = len / WHISPER_HOP;
+        let n_mels = self.config.n_mels;
         let mut padded = std::mem::take(&mut self.padded);
         reflect_pad(samples, WHISPER_N_FFT / 2, &mut padded);
-        let mut data = vec![0f32; WHISPER_N_MELS * n_frames];
+        let mut data = vec![0f32; n_mels * n_frames];
         let mut result = Ok(());
         for t in 0..n_frames {
             let start = t * WHISPER_HOP;
@@ -485,7 +576,7 @@ impl WhisperMel {
         result?;
         Ok(MelSpectrogram {
             data,
-            n_mels: WHISPER_N_MELS,
+            n_mels,
             n_frames,
         })
     }
@@ -666,6 +757,48 @@ mod tests {
         assert_eq!((s.n_mels, s.n_frames), (128, 3));
         assert!(speaker_encoder_mel(&x[..384]).is_err());
         assert!(whisper_log_mel(&[f32::NAN; 400]).is_err());
+    }
+
+    #[test]
+    fn configured_bins_and_banks() {
+        let x: Vec<f32> = (0..6400)
+            .map(|i| ((i * 7 % 101) as f32 / 50.0 - 1.0) * 0.2 + (i as f32 * 0.03).sin() * 0.3)
+            .collect();
+        // The default config is `new()`.
+        let mut a = WhisperMel::new();
+        let mut b = WhisperMel::with_config(WhisperMelConfig::default()).unwrap();
+        assert_eq!(a.compute(&x).unwrap().data, b.compute(&x).unwrap().data);
+        // Another bin count changes the rows, not the frames.
+        let cfg = WhisperMelConfig {
+            n_mels: 80,
+            filter_bank: WhisperFilterBank::Librosa,
+            f32_magnitude: true,
+        };
+        let mut c = WhisperMel::with_config(cfg).unwrap();
+        assert_eq!((c.n_mels(), c.filters().len()), (80, 201 * 80));
+        let mel = c.compute(&x).unwrap();
+        assert_eq!((mel.n_mels, mel.n_frames), (80, 40));
+        assert!(mel.data.iter().all(|v| v.is_finite()));
+        let mut frame = vec![0f32; 80];
+        assert!(c.frame_log10(&x[..400], &mut frame).is_ok());
+        assert!(c.frame_log10(&x[..400], &mut vec![0f32; 128]).is_err());
+        // The librosa bank is stored transposed to (201, n_mels).
+        let bank = librosa_mel_filters(16000, 400, 80, 0.0, 8000.0);
+        assert_eq!(c.filters()[7 * 80 + 3], bank[3 * 201 + 7]);
+        // The two 128-bin banks are the same Slaney filters up to rounding.
+        let lib = WhisperMel::with_config(WhisperMelConfig {
+            filter_bank: WhisperFilterBank::Librosa,
+            ..WhisperMelConfig::default()
+        })
+        .unwrap();
+        let diff = lib
+            .filters()
+            .iter()
+            .zip(a.filters())
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-6, "{diff}");
+        assert!(WhisperMel::with_config(WhisperMelConfig { n_mels: 0, ..cfg }).is_err());
     }
 
     #[test]

@@ -19,8 +19,8 @@ use std::path::Path;
 
 pub use decode::{DecodedAudio, decode_bytes, decode_file};
 pub use mel::{
-    MelSpectrogram, SpeakerMel, WhisperMel, speaker_encoder_mel, whisper_log_mel,
-    whisper_mel_filters,
+    MelSpectrogram, SpeakerMel, WhisperFilterBank, WhisperMel, WhisperMelConfig,
+    speaker_encoder_mel, whisper_log_mel, whisper_mel_filters,
 };
 pub use resample::{StreamingResampler, resample, resampled_len};
 pub use wav::{WavFormat, encode_wav, write_wav, write_wav_channels};
