@@ -460,11 +460,20 @@ fn reference_script(name: &str, env_var: &str) -> Result<PathBuf> {
         .with_context(|| format!("tools/bench/{name} not found; set {env_var}"))
 }
 
-fn run_reference(args: &AsrBenchArgs, threads: usize) -> Result<Value> {
+/// Runs `tools/bench/<name>` (or `$<env_var>`) with the reference's interpreter:
+/// `--model M --threads T --repeat R --warmup W <extra> --json OUT`, and reads OUT back.
+fn run_reference_script(
+    name: &str,
+    env_var: &str,
+    common: (&Path, usize, usize, usize),
+    extra: &[String],
+) -> Result<Value> {
+    let (model, threads, repeat, warmup) = common;
     let python = reference_python();
-    let script = reference_script("reference_asr.py", "QWEN3_SPEECH_REFERENCE_SCRIPT")?;
+    let script = reference_script(name, env_var)?;
     let out = std::env::temp_dir().join(format!(
-        "qwen3-speech-bench-reference-{}.json",
+        "qwen3-speech-bench-{}-{}.json",
+        name.trim_end_matches(".py"),
         std::process::id()
     ));
     log(format!(
@@ -475,11 +484,11 @@ fn run_reference(args: &AsrBenchArgs, threads: usize) -> Result<Value> {
     let status = Command::new(&python)
         .arg(&script)
         .arg("--model")
-        .arg(&args.model)
+        .arg(model)
         .args(["--threads", &threads.to_string()])
-        .args(["--repeat", &args.repeat.to_string()])
-        .args(["--warmup", &args.warmup.to_string()])
-        .args(["--new-tokens", &args.new_tokens.to_string()])
+        .args(["--repeat", &repeat.to_string()])
+        .args(["--warmup", &warmup.to_string()])
+        .args(extra)
         .arg("--json")
         .arg(&out)
         .status()
@@ -490,6 +499,15 @@ fn run_reference(args: &AsrBenchArgs, threads: usize) -> Result<Value> {
     let value = read_json(&out)?;
     let _ = std::fs::remove_file(&out);
     Ok(value)
+}
+
+fn run_reference(args: &AsrBenchArgs, threads: usize) -> Result<Value> {
+    run_reference_script(
+        "reference_asr.py",
+        "QWEN3_SPEECH_REFERENCE_SCRIPT",
+        (&args.model, threads, args.repeat, args.warmup),
+        &["--new-tokens".into(), args.new_tokens.to_string()],
+    )
 }
 
 /// Refuses reference numbers taken with another token count or thread count: the ratios would

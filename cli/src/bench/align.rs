@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -45,7 +45,7 @@ use qwen3_speech::{Aligner, AlignerConfig, ComputeDType, DeviceSpec, EncoderAtte
 
 use super::{
     MachineWatch, Stat, cpu_model, log, measure, print_machine, proc_status_bytes, read_json,
-    reference_python, reference_script, threads_from, utc_now, weight_count,
+    run_reference_script, threads_from, utc_now, weight_count,
 };
 
 #[derive(Args, Debug)]
@@ -149,37 +149,12 @@ pub(super) fn bench_align(args: AlignBenchArgs) -> Result<ExitCode> {
 // ---------------------------------------------------------------------------------------------
 
 fn run_reference(args: &AlignBenchArgs, threads: usize) -> Result<Value> {
-    let python = reference_python();
-    let script = reference_script(
+    run_reference_script(
         "reference_aligner.py",
         "QWEN3_SPEECH_REFERENCE_ALIGNER_SCRIPT",
-    )?;
-    let out = std::env::temp_dir().join(format!(
-        "qwen3-speech-bench-align-reference-{}.json",
-        std::process::id()
-    ));
-    log(format!(
-        "running the reference: {} {}",
-        python.display(),
-        script.display()
-    ));
-    let status = Command::new(&python)
-        .arg(&script)
-        .arg("--model")
-        .arg(&args.model)
-        .args(["--threads", &threads.to_string()])
-        .args(["--repeat", &args.repeat.to_string()])
-        .args(["--warmup", &args.warmup.to_string()])
-        .arg("--json")
-        .arg(&out)
-        .status()
-        .with_context(|| format!("starting {}", python.display()))?;
-    if !status.success() {
-        bail!("the reference benchmark failed ({status})");
-    }
-    let value = read_json(&out)?;
-    let _ = std::fs::remove_file(&out);
-    Ok(value)
+        (&args.model, threads, args.repeat, args.warmup),
+        &[],
+    )
 }
 
 /// Refuses reference numbers taken with another thread count: the ratios would compare

@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -41,7 +41,7 @@ use qwen3_speech::engine::audio::load_audio;
 
 use super::{
     MachineWatch, Stat, cpu_model, log, measure, print_machine, proc_status_bytes, read_json,
-    reference_python, reference_script, threads_from, utc_now,
+    run_reference_script, threads_from, utc_now,
 };
 
 const AUDIO_FILE: &str = "bench-audio/speech_30s.wav";
@@ -159,40 +159,19 @@ fn seconds_arg(v: &[usize]) -> String {
 }
 
 fn run_reference(args: &Codec25BenchArgs, threads: usize) -> Result<Value> {
-    let python = reference_python();
-    let script = reference_script(
+    run_reference_script(
         "reference_codec25.py",
         "QWEN3_SPEECH_REFERENCE_CODEC25_SCRIPT",
-    )?;
-    let out = std::env::temp_dir().join(format!(
-        "qwen3-speech-bench-codec25-reference-{}.json",
-        std::process::id()
-    ));
-    log(format!(
-        "running the reference: {} {}",
-        python.display(),
-        script.display()
-    ));
-    let status = Command::new(&python)
-        .arg(&script)
-        .arg("--model")
-        .arg(&args.model)
-        .args(["--threads", &threads.to_string()])
-        .args(["--repeat", &args.repeat.to_string()])
-        .args(["--warmup", &args.warmup.to_string()])
-        .args(["--encode-seconds", &seconds_arg(&args.encode_seconds)])
-        .args(["--decode-seconds", &seconds_arg(&args.decode_seconds)])
-        .args(["--seed", &args.seed.to_string()])
-        .arg("--json")
-        .arg(&out)
-        .status()
-        .with_context(|| format!("starting {}", python.display()))?;
-    if !status.success() {
-        bail!("the reference benchmark failed ({status})");
-    }
-    let value = read_json(&out)?;
-    let _ = std::fs::remove_file(&out);
-    Ok(value)
+        (&args.model, threads, args.repeat, args.warmup),
+        &[
+            "--encode-seconds".into(),
+            seconds_arg(&args.encode_seconds),
+            "--decode-seconds".into(),
+            seconds_arg(&args.decode_seconds),
+            "--seed".into(),
+            args.seed.to_string(),
+        ],
+    )
 }
 
 /// Refuses reference numbers taken with another thread count, other clips or another seed.

@@ -31,7 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -49,8 +49,7 @@ use qwen3_speech::{
 
 use super::{
     Bandwidth, F32_BYTES, MachineWatch, Stat, cpu_model, log, measure, print_machine,
-    proc_status_bytes, read_json, reference_python, reference_script, threads_from, utc_now,
-    weight_count,
+    proc_status_bytes, read_json, run_reference_script, threads_from, utc_now, weight_count,
 };
 
 #[derive(Args, Debug)]
@@ -242,35 +241,12 @@ pub(super) fn bench_tts(args: TtsBenchArgs) -> Result<ExitCode> {
 // ---------------------------------------------------------------------------------------------
 
 fn run_reference(args: &TtsBenchArgs, threads: usize, frames: usize) -> Result<Value> {
-    let python = reference_python();
-    let script = reference_script("reference_tts.py", "QWEN3_SPEECH_REFERENCE_TTS_SCRIPT")?;
-    let out = std::env::temp_dir().join(format!(
-        "qwen3-speech-bench-tts-reference-{}.json",
-        std::process::id()
-    ));
-    log(format!(
-        "running the reference: {} {}",
-        python.display(),
-        script.display()
-    ));
-    let status = Command::new(&python)
-        .arg(&script)
-        .arg("--model")
-        .arg(&args.model)
-        .args(["--threads", &threads.to_string()])
-        .args(["--repeat", &args.repeat.to_string()])
-        .args(["--warmup", &args.warmup.to_string()])
-        .args(["--frames", &frames.to_string()])
-        .arg("--json")
-        .arg(&out)
-        .status()
-        .with_context(|| format!("starting {}", python.display()))?;
-    if !status.success() {
-        bail!("the reference benchmark failed ({status})");
-    }
-    let value = read_json(&out)?;
-    let _ = std::fs::remove_file(&out);
-    Ok(value)
+    run_reference_script(
+        "reference_tts.py",
+        "QWEN3_SPEECH_REFERENCE_TTS_SCRIPT",
+        (&args.model, threads, args.repeat, args.warmup),
+        &["--frames".into(), frames.to_string()],
+    )
 }
 
 /// Refuses reference numbers taken with another thread count, frame count or request: the
