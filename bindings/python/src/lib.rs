@@ -694,6 +694,7 @@ struct Request {
     ref_audio: Option<Audio>,
     ref_text: Option<String>,
     x_vector_only: bool,
+    codec_speaker: Option<Audio>,
     non_streaming_mode: Option<bool>,
     seed: u64,
     greedy: bool,
@@ -732,6 +733,10 @@ impl Request {
             return Err(Error::InvalidArgument(
                 "ref_text was given without ref_audio".into(),
             ));
+        }
+        if let Some(a) = self.codec_speaker {
+            let a = a.decoded()?;
+            req.codec_speaker = Some(speech::Synthesizer::load_reference(a.input())?);
         }
         let options = SynthesisOptions {
             seed: self.seed,

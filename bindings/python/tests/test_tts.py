@@ -185,3 +185,29 @@ def test_text_tokenizer_matches_the_reference():
     assert len(doc["cases"]) >= 5
     assert tok.vocab_size > 0
     assert tok.id_to_token(tok.token_to_id("<|im_end|>")) == "<|im_end|>"
+
+
+def test_single_codebook_model_renders_the_codec_speaker(tmp_path):
+    """A 25 Hz checkpoint (tts-tiny/custom_voice edited to one code group, with the tiny 25 Hz
+    tokenizer): a named speaker needs a recording of the voice for the 25 Hz decoder."""
+    import json
+    import shutil
+
+    model = tmp_path / "model25"
+    shutil.copytree(fixture("tts-tiny/custom_voice"), model)
+    shutil.rmtree(model / "speech_tokenizer")
+    shutil.copytree(fixture("codec25-tiny"), model / "speech_tokenizer")
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["talker_config"]["num_code_groups"] = 1
+    cfg["talker_config"]["code_predictor_config"]["num_code_groups"] = 1
+    (model / "config.json").write_text(json.dumps(cfg))
+    m = qs.Qwen3TTSModel.from_pretrained(str(model), device="cpu")
+    kw = dict(speaker="Ryan", language="English", do_sample=False, max_new_tokens=5)
+    with pytest.raises(ValueError, match="codec_speaker"):
+        m.synthesize("Hello world.", **kw)
+    voice = fixture("audio/float32_22k_mono.wav")
+    s = m.synthesize("Hello world.", codec_speaker=voice, **kw)
+    assert all(len(f) == 1 for f in s.frames) and 1 <= len(s.frames) <= 4
+    assert s.audio.dtype == np.float32 and s.audio.size > 0
+    wavs, sr = m.generate_custom_voice("Hello world.", codec_speaker=voice, **kw)
+    assert sr == s.sample_rate and np.array_equal(wavs[0], s.audio)

@@ -169,6 +169,7 @@ class Qwen3TTSModel:
             "ref_audio": None,
             "ref_text": None,
             "x_vector_only": False,
+            "codec_speaker": None,
             "non_streaming_mode": None,
         }
         full.update(r)
@@ -187,10 +188,14 @@ class Qwen3TTSModel:
         ref_text: Optional[str] = None,
         x_vector_only_mode: bool = False,
         non_streaming_mode: Optional[bool] = None,
+        codec_speaker: Optional[AudioLike] = None,
         **generation: Any,
     ) -> Synthesis:
         """One utterance with everything the model reports (our API; the ``generate_*``
-        methods build on it). The arguments that apply depend on the model type."""
+        methods build on it). The arguments that apply depend on the model type.
+        ``codec_speaker``: a recording of the voice for a model with the 25 Hz speech
+        tokenizer, whose decoder renders a speaker's voice (voice clones use ``ref_audio``);
+        the ``generate_*`` methods accept it too."""
         request = self._request(
             text=text,
             speaker=speaker,
@@ -200,6 +205,7 @@ class Qwen3TTSModel:
             ref_text=ref_text,
             x_vector_only=bool(x_vector_only_mode),
             non_streaming_mode=non_streaming_mode,
+            codec_speaker=None if codec_speaker is None else to_native(codec_speaker),
             **_generation(generation, "synthesize"),
         )
         samples, rate, frames, truncated, warnings = self._native.speak(request)
@@ -216,6 +222,7 @@ class Qwen3TTSModel:
         ref_text: Optional[str] = None,
         x_vector_only_mode: bool = False,
         non_streaming_mode: Optional[bool] = None,
+        codec_speaker: Optional[AudioLike] = None,
         first_chunk_frames: int = 2,
         chunk_frames: int = 4,
         **generation: Any,
@@ -232,6 +239,7 @@ class Qwen3TTSModel:
             ref_text=ref_text,
             x_vector_only=bool(x_vector_only_mode),
             non_streaming_mode=non_streaming_mode,
+            codec_speaker=None if codec_speaker is None else to_native(codec_speaker),
             **_generation(generation, "stream"),
         )
         return SpeechStream(self._native.stream(request, int(first_chunk_frames), int(chunk_frames)))
