@@ -15,6 +15,16 @@ from qwen3_speech import _native
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to itself")
 
 
+@pytest.fixture(autouse=True)
+def sigint_raises_keyboard_interrupt():
+    """Python's own SIGINT handler for these tests, whatever the test run inherited: a shell
+    that starts a job in the background (`cmd &` without job control) makes it ignore SIGINT,
+    and Python then installs no handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def sigint_after(seconds):
     t = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
     t.start()
