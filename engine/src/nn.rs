@@ -471,17 +471,6 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     Ok(x.gelu_erf()?)
 }
 
-/// Tanh-approximated GELU, as `nn.GELU(approximate="tanh")` (candle's `gelu`). On the CPU in
-/// f32 it runs on all threads, like [`gelu_erf`].
-pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        let mut v = x.flatten_all()?.to_vec1::<f32>()?;
-        kernels::elementwise::gelu_tanh_inplace(&mut v);
-        return Ok(Tensor::from_vec(v, x.dims(), x.device())?);
-    }
-    Ok(x.gelu()?)
-}
-
 /// SiLU, as `ACT2FN["silu"]`.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
     Ok(candle_nn::ops::silu(x)?)

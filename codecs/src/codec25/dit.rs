@@ -5,12 +5,12 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use qwen3_speech_engine::nn::{Embedding, Linear, gelu_tanh, silu};
+use qwen3_speech_engine::nn::{Embedding, Linear, silu};
 use qwen3_speech_engine::weights::Weights;
 use qwen3_speech_engine::{Error, Result};
 
 use super::config::DitConfig;
-use super::ops::{Conv1d, Pad, layer_norm_plain};
+use super::ops::{Conv1d, Pad, gelu_tanh, layer_norm_plain};
 
 // ---------------------------------------------------------------------------------------------
 // ECAPA-TDNN

@@ -267,48 +267,33 @@ impl AntiAliasedSnake {
         })
     }
 
-    /// One channel row. The replicate padding is materialised once (`xp`, `vp`), so the FIR
-    /// loops read plain slices; every sum is accumulated in the same order as the reference's
-    /// convolutions.
-    fn row(&self, x: &[f32], out: &mut [f32], ch: usize, buf: &mut (Vec<f32>, Vec<f32>)) {
+    fn row(&self, x: &[f32], out: &mut [f32], ch: usize, up: &mut Vec<f32>) {
         let l = x.len();
         let k = self.taps.len(); // 12
         let pad = k / 2 - 1; // 5
         let h = &self.taps;
+        let xp = |i: usize| x[i.saturating_sub(pad).min(l - 1)];
         let (alpha, inv_beta) = (self.alpha[ch], self.inv_beta[ch]);
+        up.clear();
         let crop = pad * 2 + (k - 2) / 2; // 15
-        // xp[j] = x[clamp(j - pad)], far enough for the last output's taps.
-        let (xp, vp) = buf;
-        let xp_len = (2 * l - 1 + crop) / 2 + 1;
-        xp.clear();
-        xp.extend((0..xp_len).map(|j| x[j.saturating_sub(pad).min(l - 1)]));
-        // vp = the upsampled, activated row with `pad` replicated samples on the left and
-        // enough on the right for the last output.
-        let m = 2 * l;
-        vp.clear();
-        vp.resize(pad, 0.0);
-        for kk in 0..m {
+        for kk in 0..2 * l {
             let n = kk + crop;
             let lo = (n + 1 - k).div_ceil(2);
             let hi = n / 2;
             let mut acc = 0f32;
-            for (i, &v) in xp[lo..=hi].iter().enumerate() {
-                acc += v * h[n - 2 * (lo + i)];
+            for i in lo..=hi {
+                acc += xp(i) * h[n - 2 * i];
             }
             let u = 2.0 * acc;
             let s = (u * alpha).sin();
-            vp.push(u + inv_beta * s * s);
+            up.push(u + inv_beta * s * s);
         }
-        let (first, last) = (vp[pad], vp[pad + m - 1]);
-        vp[..pad].fill(first);
-        let need = 2 * out.len() + k;
-        if vp.len() < need {
-            vp.resize(need, last);
-        }
+        let m = up.len();
+        let vp = |i: usize| up[i.saturating_sub(pad).min(m - 1)];
         for (o, y) in out.iter_mut().enumerate() {
             let mut acc = 0f32;
-            for (&v, &t) in vp[2 * o..2 * o + k].iter().zip(h) {
-                acc += v * t;
+            for (j, &t) in h.iter().enumerate() {
+                acc += vp(2 * o + j) * t;
             }
             *y = acc;
         }
@@ -331,10 +316,7 @@ impl AntiAliasedSnake {
         out.par_chunks_mut(l)
             .zip(data.par_chunks(l))
             .enumerate()
-            .for_each_init(
-                || (Vec::new(), Vec::new()),
-                |buf, (row, (o, xi))| self.row(xi, o, row % c, buf),
-            );
+            .for_each_init(Vec::new, |up, (row, (o, xi))| self.row(xi, o, row % c, up));
         Ok(Tensor::from_vec(out, (b, c, l), x.device())?)
     }
 }
@@ -345,6 +327,11 @@ pub fn layer_norm_plain(x: &Tensor, eps: f64) -> Result<Tensor> {
     let xc = x.broadcast_sub(&mean)?;
     let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
     Ok(xc.broadcast_div(&(var + eps)?.sqrt()?)?)
+}
+
+/// Tanh-approximated GELU (`nn.GELU(approximate="tanh")`).
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    Ok(x.gelu()?)
 }
 
 /// A float tensor from a slice on `device`.
