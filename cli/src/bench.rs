@@ -428,6 +428,57 @@ impl Bandwidth {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The comparison table every bench prints
+
+/// One row: quantity, Rust cell, PyTorch cell, ratio cell.
+type TableLine = (String, String, String, String);
+
+/// A ratio cell: `1.23x`, or `-` when one side is missing.
+fn ratio_cell(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"))
+}
+
+/// The memory and load rows that end every table, from `[peak RSS bytes, RSS at the end
+/// bytes, load seconds]` of each engine (ratios: PyTorch over Rust, above 1 Rust is smaller or
+/// faster).
+fn memory_and_load_lines(rust: [Option<f64>; 3], pytorch: [Option<f64>; 3]) -> Vec<TableLine> {
+    let mb = |b: f64| format!("{:.0}", b / 1e6);
+    let secs = |v: f64| format!("{v:.2}");
+    let labels: [(&str, &dyn Fn(f64) -> String); 3] = [
+        ("peak RSS, whole run [MB]", &mb),
+        ("RSS at the end of the run [MB]", &mb),
+        ("load, page cache warm [s]", &secs),
+    ];
+    labels
+        .iter()
+        .zip(rust.iter().zip(pytorch.iter()))
+        .map(|((label, cell), (r, p))| {
+            (
+                label.to_string(),
+                r.map_or_else(|| "-".into(), cell),
+                p.map_or_else(|| "-".into(), cell),
+                ratio_cell(r.zip(*p).map(|(r, p)| p / r)),
+            )
+        })
+        .collect()
+}
+
+/// Prints the table's header and rows, columns sized to their contents.
+fn print_table(lines: &[TableLine]) {
+    let w0 = lines.iter().map(|l| l.0.chars().count()).max().unwrap_or(8);
+    let w1 = lines.iter().map(|l| l.1.len()).max().unwrap_or(4).max(15);
+    let w2 = lines.iter().map(|l| l.2.len()).max().unwrap_or(4).max(15);
+    println!(
+        "{:<w0$} | {:>w1$} | {:>w2$} | pytorch/rust",
+        "quantity", "rust", "pytorch"
+    );
+    println!("{}", "-".repeat(w0 + w1 + w2 + 22));
+    for (a, b, c, d) in lines {
+        println!("{a:<w0$} | {b:>w1$} | {c:>w2$} | {d:>12}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The reference
 // ---------------------------------------------------------------------------------------------
 
@@ -1139,7 +1190,6 @@ impl Report<'_> {
             Some((med, min)) => format!("{:.3} ({:.3})", med * scale, min * scale),
             None => "-".to_owned(),
         };
-        let ratio_cell = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"));
         for (label, key, scale, unit) in &timed {
             let rs = self.rust.stats.get(*key).map(|s| (s.median(), s.min()));
             let py = self.reference_metric(key);
@@ -1175,35 +1225,17 @@ impl Report<'_> {
             py_e2e.map_or_else(|| "-".into(), |v| format!("{:.3}", v / 10.0)),
             ratio_cell(py_e2e.map(|v| v / rs_e2e)),
         ));
-        let mb = |b: f64| format!("{:.0}", b / 1e6);
         let rs_peak = self.rust.peak_rss.map(|v| v as f64);
         let py_peak = self.reference_value("peak_rss_bytes");
-        lines.push((
-            "peak RSS, whole run [MB]".into(),
-            rs_peak.map_or_else(|| "-".into(), mb),
-            py_peak.map_or_else(|| "-".into(), mb),
-            ratio_cell(rs_peak.zip(py_peak).map(|(r, p)| p / r)),
-        ));
         let rs_end = self.rust.json["values"]["rss_end_bytes"].as_f64();
         let py_end = self.reference_value("rss_end_bytes");
-        lines.push((
-            "RSS at the end of the run [MB]".into(),
-            rs_end.map_or_else(|| "-".into(), mb),
-            py_end.map_or_else(|| "-".into(), mb),
-            ratio_cell(rs_end.zip(py_end).map(|(r, p)| p / r)),
-        ));
         let rs_load = self.rust.json["values"]["load_s"].as_f64();
         let py_load = self.reference_value("load_s");
-        lines.push((
-            "load, page cache warm [s]".into(),
-            rs_load.map_or_else(|| "-".into(), |v| format!("{v:.2}")),
-            py_load.map_or_else(|| "-".into(), |v| format!("{v:.2}")),
-            ratio_cell(rs_load.zip(py_load).map(|(r, p)| p / r)),
+        lines.extend(memory_and_load_lines(
+            [rs_peak, rs_end, rs_load],
+            [py_peak, py_end, py_load],
         ));
 
-        let w0 = lines.iter().map(|l| l.0.chars().count()).max().unwrap_or(8);
-        let w1 = lines.iter().map(|l| l.1.len()).max().unwrap_or(4).max(15);
-        let w2 = lines.iter().map(|l| l.2.len()).max().unwrap_or(4).max(15);
         println!();
         println!(
             "{}: Qwen3-ASR-0.6B shapes, random weights, f32, CPU ({}), {} threads; cells: median (min) of {} runs after {} warm-up",
@@ -1213,14 +1245,7 @@ impl Report<'_> {
             self.args.repeat,
             self.args.warmup
         );
-        println!(
-            "{:<w0$} | {:>w1$} | {:>w2$} | pytorch/rust",
-            "quantity", "rust", "pytorch"
-        );
-        println!("{}", "-".repeat(w0 + w1 + w2 + 22));
-        for (a, b, c, d) in &lines {
-            println!("{a:<w0$} | {b:>w1$} | {c:>w2$} | {d:>12}");
-        }
+        print_table(&lines);
         println!("(pytorch/rust > 1: Rust is faster or smaller)");
 
         // Bandwidth bound.

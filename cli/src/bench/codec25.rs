@@ -40,8 +40,8 @@ use qwen3_speech::codecs::codec25::{Codec25, Encoded25, FlowOptions, rng};
 use qwen3_speech::engine::audio::load_audio;
 
 use super::{
-    MachineWatch, Stat, cpu_model, log, measure, print_machine, proc_status_bytes, read_json,
-    run_reference_script, threads_from, utc_now,
+    MachineWatch, Stat, cpu_model, log, measure, memory_and_load_lines, print_machine, print_table,
+    proc_status_bytes, ratio_cell, read_json, run_reference_script, threads_from, utc_now,
 };
 
 const AUDIO_FILE: &str = "bench-audio/speech_30s.wav";
@@ -408,7 +408,6 @@ fn print_report(
         Some((med, min)) => format!("{med:.3} ({min:.3})"),
         None => "-".to_owned(),
     };
-    let ratio_cell = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"));
     let mut rows = Vec::new();
     let mut lines: Vec<(String, String, String, String)> = Vec::new();
     let mut timed = |label: String, key: String, lines: &mut Vec<_>| {
@@ -498,39 +497,21 @@ fn print_report(
             &mut lines,
         );
     }
-    let mb = |b: f64| format!("{:.0}", b / 1e6);
     let rs_peak = rust.peak_rss.map(|v| v as f64);
     let py_peak = ref_value("peak_rss_bytes");
-    lines.push((
-        "peak RSS, whole run [MB]".into(),
-        rs_peak.map_or_else(|| "-".into(), mb),
-        py_peak.map_or_else(|| "-".into(), mb),
-        ratio_cell(rs_peak.zip(py_peak).map(|(r, p)| p / r)),
-    ));
     let rs_end = rust.json["values"]["rss_end_bytes"].as_f64();
     let py_end = ref_value("rss_end_bytes");
-    lines.push((
-        "RSS at the end of the run [MB]".into(),
-        rs_end.map_or_else(|| "-".into(), mb),
-        py_end.map_or_else(|| "-".into(), mb),
-        ratio_cell(rs_end.zip(py_end).map(|(r, p)| p / r)),
-    ));
     let rs_load = rust.json["values"]["load_s"].as_f64();
     let py_load = ref_value("load_s");
-    lines.push((
-        "load, page cache warm [s]".into(),
-        rs_load.map_or_else(|| "-".into(), |v| format!("{v:.2}")),
-        py_load.map_or_else(|| "-".into(), |v| format!("{v:.2}")),
-        ratio_cell(rs_load.zip(py_load).map(|(r, p)| p / r)),
+    lines.extend(memory_and_load_lines(
+        [rs_peak, rs_end, rs_load],
+        [py_peak, py_end, py_load],
     ));
     rows.push(json!({"quantity": "memory and load",
         "rust_peak_rss_bytes": rs_peak, "pytorch_peak_rss_bytes": py_peak,
         "rust_rss_end_bytes": rs_end, "pytorch_rss_end_bytes": py_end,
         "rust_load_s": rs_load, "pytorch_load_s": py_load}));
 
-    let w0 = lines.iter().map(|l| l.0.chars().count()).max().unwrap_or(8);
-    let w1 = lines.iter().map(|l| l.1.len()).max().unwrap_or(4).max(15);
-    let w2 = lines.iter().map(|l| l.2.len()).max().unwrap_or(4).max(15);
     println!();
     println!(
         "{}: Qwen3-TTS 25 Hz tokenizer, config class defaults (repeats 4, 32768 code embeddings), \
@@ -540,14 +521,7 @@ fn print_report(
         args.repeat,
         args.warmup
     );
-    println!(
-        "{:<w0$} | {:>w1$} | {:>w2$} | pytorch/rust",
-        "quantity", "rust", "pytorch"
-    );
-    println!("{}", "-".repeat(w0 + w1 + w2 + 22));
-    for (a, b, c, d) in &lines {
-        println!("{a:<w0$} | {b:>w1$} | {c:>w2$} | {d:>12}");
-    }
+    print_table(&lines);
     println!(
         "(pytorch/rust > 1: Rust is faster or smaller; the reference runs CAM++ in onnxruntime \
          with 1 thread, hard-coded in its XVectorExtractor)"
