@@ -511,6 +511,28 @@ fn reference_script(name: &str, env_var: &str) -> Result<PathBuf> {
         .with_context(|| format!("tools/bench/{name} not found; set {env_var}"))
 }
 
+/// The reference's numbers: measured now (`--run-reference`), read from an earlier run's JSON
+/// (`--reference-json`), or none.
+fn reference_numbers(
+    run: bool,
+    json: Option<&Path>,
+    measure: impl FnOnce() -> Result<Value>,
+) -> Result<Option<Value>> {
+    match (run, json) {
+        (true, _) => measure().map(Some),
+        (false, Some(p)) => read_json(p).map(Some),
+        (false, None) => Ok(None),
+    }
+}
+
+/// Writes a run's JSON (pretty, newline-terminated) and says so.
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    log(format!("wrote {}", path.display()));
+    Ok(())
+}
+
 /// Runs `tools/bench/<name>` (or `$<env_var>`) with the reference's interpreter:
 /// `--model M --threads T --repeat R --warmup W <extra> --json OUT`, and reads OUT back.
 fn run_reference_script(
@@ -655,13 +677,9 @@ fn bench_asr(args: AsrBenchArgs) -> Result<ExitCode> {
         }
     }
 
-    let reference = if args.run_reference {
-        Some(run_reference(&args, threads)?)
-    } else if let Some(p) = &args.reference_json {
-        Some(read_json(p)?)
-    } else {
-        None
-    };
+    let reference = reference_numbers(args.run_reference, args.reference_json.as_deref(), || {
+        run_reference(&args, threads)
+    })?;
 
     if let Some(r) = &reference {
         check_reference(r, &args, threads)?;
@@ -709,9 +727,7 @@ fn bench_asr(args: AsrBenchArgs) -> Result<ExitCode> {
             "weights_per_token": report.weight_bytes_json(),
             "table": table,
         });
-        std::fs::write(path, serde_json::to_string_pretty(&all)? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-        log(format!("wrote {}", path.display()));
+        write_json(path, &all)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -45,8 +45,8 @@ use qwen3_speech::{Aligner, AlignerConfig, ComputeDType, DeviceSpec, EncoderAtte
 
 use super::{
     MachineWatch, Stat, cpu_model, log, measure, memory_and_load_lines, print_machine, print_table,
-    proc_status_bytes, ratio_cell, read_json, run_reference_script, threads_from, utc_now,
-    weight_count,
+    proc_status_bytes, ratio_cell, reference_numbers, run_reference_script, threads_from, utc_now,
+    weight_count, write_json,
 };
 
 #[derive(Args, Debug)]
@@ -112,13 +112,9 @@ pub(super) fn bench_align(args: AlignBenchArgs) -> Result<ExitCode> {
         }
     }
 
-    let reference = if args.run_reference {
-        Some(run_reference(&args, threads)?)
-    } else if let Some(p) = &args.reference_json {
-        Some(read_json(p)?)
-    } else {
-        None
-    };
+    let reference = reference_numbers(args.run_reference, args.reference_json.as_deref(), || {
+        run_reference(&args, threads)
+    })?;
     if let Some(r) = &reference {
         check_reference(r, &args, threads)?;
     }
@@ -138,9 +134,7 @@ pub(super) fn bench_align(args: AlignBenchArgs) -> Result<ExitCode> {
             "pytorch": reference,
             "table": table,
         });
-        std::fs::write(path, serde_json::to_string_pretty(&all)? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-        log(format!("wrote {}", path.display()));
+        write_json(path, &all)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -41,7 +41,8 @@ use qwen3_speech::engine::audio::load_audio;
 
 use super::{
     MachineWatch, Stat, cpu_model, log, measure, memory_and_load_lines, print_machine, print_table,
-    proc_status_bytes, ratio_cell, read_json, run_reference_script, threads_from, utc_now,
+    proc_status_bytes, ratio_cell, reference_numbers, run_reference_script, threads_from, utc_now,
+    write_json,
 };
 
 const AUDIO_FILE: &str = "bench-audio/speech_30s.wav";
@@ -121,13 +122,9 @@ pub(super) fn bench_codec25(args: Codec25BenchArgs) -> Result<ExitCode> {
         );
     }
 
-    let reference = if args.run_reference {
-        Some(run_reference(&args, threads)?)
-    } else if let Some(p) = &args.reference_json {
-        Some(read_json(p)?)
-    } else {
-        None
-    };
+    let reference = reference_numbers(args.run_reference, args.reference_json.as_deref(), || {
+        run_reference(&args, threads)
+    })?;
     if let Some(r) = &reference {
         check_reference(r, &args, threads)?;
     }
@@ -147,9 +144,7 @@ pub(super) fn bench_codec25(args: Codec25BenchArgs) -> Result<ExitCode> {
             "pytorch": reference,
             "table": table,
         });
-        std::fs::write(path, serde_json::to_string_pretty(&all)? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-        log(format!("wrote {}", path.display()));
+        write_json(path, &all)?;
     }
     Ok(ExitCode::SUCCESS)
 }

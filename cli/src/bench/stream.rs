@@ -52,7 +52,7 @@ use qwen3_speech::models::asr::{
 };
 use qwen3_speech::{ComputeDType, DeviceSpec, ModelDir};
 
-use super::{MachineWatch, Stat, cpu_model, log, print_machine, threads_from, utc_now};
+use super::{MachineWatch, Stat, cpu_model, log, print_machine, threads_from, utc_now, write_json};
 
 #[derive(Args, Debug)]
 pub struct StreamBenchArgs {
@@ -394,9 +394,7 @@ pub(super) fn bench_stream(args: StreamBenchArgs) -> Result<ExitCode> {
             "table": rows,
             "steps": steps.iter().map(step_json).collect::<Vec<Value>>(),
         });
-        std::fs::write(out, serde_json::to_string_pretty(&doc)? + "\n")
-            .with_context(|| format!("cannot write {}", out.display()))?;
-        log(format!("wrote {}", out.display()));
+        write_json(out, &doc)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -49,8 +49,8 @@ use qwen3_speech::{
 
 use super::{
     Bandwidth, F32_BYTES, MachineWatch, Stat, cpu_model, log, measure, memory_and_load_lines,
-    print_machine, print_table, proc_status_bytes, ratio_cell, read_json, run_reference_script,
-    threads_from, utc_now, weight_count,
+    print_machine, print_table, proc_status_bytes, ratio_cell, read_json, reference_numbers,
+    run_reference_script, threads_from, utc_now, weight_count, write_json,
 };
 
 #[derive(Args, Debug)]
@@ -167,13 +167,9 @@ pub(super) fn bench_tts(args: TtsBenchArgs) -> Result<ExitCode> {
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     let request = BenchRequest::read(&args.model, args.frames)?;
 
-    let reference = if args.run_reference {
-        Some(run_reference(&args, threads, request.frames)?)
-    } else if let Some(p) = &args.reference_json {
-        Some(read_json(p)?)
-    } else {
-        None
-    };
+    let reference = reference_numbers(args.run_reference, args.reference_json.as_deref(), || {
+        run_reference(&args, threads, request.frames)
+    })?;
     if let Some(r) = &reference {
         check_reference(r, &args, threads, &request)?;
     }
@@ -230,9 +226,7 @@ pub(super) fn bench_tts(args: TtsBenchArgs) -> Result<ExitCode> {
             "weights_per_frame": weights_json(&rust, &bandwidth),
             "table": table,
         });
-        std::fs::write(path, serde_json::to_string_pretty(&all)? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-        log(format!("wrote {}", path.display()));
+        write_json(path, &all)?;
     }
     Ok(ExitCode::SUCCESS)
 }
